@@ -1,0 +1,1 @@
+"""Prefect flows (outcomes) and the eks-cilium command line."""

@@ -1,0 +1,269 @@
+"""The stack model: a strict, frozen description of cluster, chart repository, releases and nodegroup.
+
+It is both what `configs/stack.yaml` is parsed into and the flow parameter the Prefect UI renders as a form,
+so every field carries a description. Names that reach helm, kubectl or AWS are validated here, before
+anything runs (no leading dashes, Kubernetes name rules, semantic versions).
+"""
+
+from __future__ import annotations
+
+import re
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from tasks.errors import ConfigError
+from tasks.merge import deep_merge
+
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+SEMVER = r"^v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$"
+# Label keys: optional DNS-subdomain prefix and a name of alphanumerics, '-', '_', '.'.
+LABEL_KEY = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$"
+AWS_REGION = r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$"
+EKS_CLUSTER_NAME = r"^[0-9A-Za-z][A-Za-z0-9\-_]{0,99}$"
+# A chart reference: repo/name, oci://registry/path, or a local path / tarball.
+CHART_REF = r"^(oci://[A-Za-z0-9.\-:]+(/[A-Za-z0-9._\-]+)+|[a-z0-9][a-z0-9\-]*/[a-z0-9][a-z0-9\-_.]*|\.{0,2}/[A-Za-z0-9._/\-]+)$"
+FILE_NAME = r"^[A-Za-z0-9_][A-Za-z0-9._/\-]*$"
+
+
+class Strict(BaseModel):
+    """Frozen, unknown keys rejected."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Component(str, Enum):
+    """What a release is, independent of the name it is installed under."""
+
+    cilium = "cilium"
+    tetragon = "tetragon"
+    dnsproxy = "dnsproxy"
+
+
+class WorkloadKind(str, Enum):
+    DaemonSet = "DaemonSet"
+    Deployment = "Deployment"
+    Job = "Job"
+    StatefulSet = "StatefulSet"
+
+
+class TaintEffect(str, Enum):
+    NO_SCHEDULE = "NO_SCHEDULE"
+    NO_EXECUTE = "NO_EXECUTE"
+    PREFER_NO_SCHEDULE = "PREFER_NO_SCHEDULE"
+
+
+LabelMap = dict[Annotated[str, Field(pattern=LABEL_KEY)], Annotated[str, Field(pattern=LABEL_VALUE)]]
+
+
+class Workload(Strict):
+    """A Kubernetes object whose readiness proves a release healthy."""
+
+    role: str = Field(
+        pattern=r"^[a-z][a-z0-9-]*$",
+        description="What the object is for the checks: agent, envoy, operator, relay, timescape, certs, dnsproxy.",
+    )
+    kind: WorkloadKind = Field(description="Object kind; readiness follows `kubectl rollout status` for it.")
+    name: str = Field(pattern=DNS_SUBDOMAIN, max_length=253, description="Object name.")
+    namespace: str | None = Field(
+        default=None, pattern=DNS_LABEL, max_length=63, description="Namespace; the release's when empty."
+    )
+    selector: LabelMap = Field(description="Labels of its pods (used for diagnostics and per-node checks).")
+    per_node: bool = Field(default=False, description="One pod per node is expected (DaemonSets).")
+
+
+class Release(Strict):
+    """One helm release of the stack."""
+
+    component: Component = Field(description="Which part of the stack this release is.")
+    chart: str = Field(
+        pattern=CHART_REF,
+        description="Chart reference: REPO/NAME (REPO = chart_repository.name), oci://REGISTRY/PATH, or a local path.",
+    )
+    version: str = Field(pattern=SEMVER, description="Chart version (semantic version), e.g. 1.18.4.")
+    namespace: str = Field(pattern=DNS_LABEL, max_length=63, description="Namespace the release is installed in.")
+    create_namespace: bool = Field(default=False, description="Pass --create-namespace to helm.")
+    values_file: str = Field(pattern=FILE_NAME, description="Values file, relative to the configs directory.")
+    timeout_seconds: int = Field(
+        ge=30, le=7200, description="helm --timeout for this release (hooks included), in seconds."
+    )
+    workloads: list[Workload] = Field(default_factory=list, description="Objects that prove the release healthy.")
+    config_map: str | None = Field(
+        default=None, pattern=DNS_SUBDOMAIN, description="ConfigMap whose existence shows the chart's objects applied."
+    )
+    service_monitors: list[Annotated[str, Field(pattern=DNS_SUBDOMAIN)]] = Field(
+        default_factory=list, description="ServiceMonitors the release must create."
+    )
+    enabled: bool = Field(default=True, description="Install this release.")
+
+    def workload(self, role: str) -> Workload | None:
+        return next((w for w in self.workloads if w.role == role), None)
+
+
+class ChartRepository(Strict):
+    """The helm repository the REPO/NAME chart references point at."""
+
+    name: str = Field(pattern=DNS_LABEL, max_length=63, description="Local repository name (helm repo add NAME).")
+    url: str = Field(
+        pattern=r"^(https?|oci)://[A-Za-z0-9.\-:\[\]]+(/[A-Za-z0-9._~\-/]*)?$", description="Repository URL."
+    )
+    credentials_secret_block: str | None = Field(
+        default=None,
+        pattern=r"^[a-z0-9][a-z0-9-]*$",
+        description="Prefect Secret block with {'username','password'} for a private repository; loaded at run time.",
+    )
+
+
+class Cluster(Strict):
+    """The EKS cluster the stack is installed into."""
+
+    name: str = Field(pattern=EKS_CLUSTER_NAME, description="EKS cluster name.")
+    region: str = Field(pattern=AWS_REGION, description="AWS region, e.g. us-east-1.")
+    id: int = Field(ge=0, le=511, description="Cilium cluster id (cluster.id in the values).")
+
+
+class Taint(Strict):
+    key: str = Field(pattern=LABEL_KEY, description="Taint key.")
+    value: str = Field(default="", pattern=LABEL_VALUE, description="Taint value.")
+    effect: TaintEffect = Field(description="Taint effect, in the EKS API's spelling.")
+
+
+class Nodegroup(Strict):
+    """How the runbook's eksctl nodegroup file maps onto the EKS CreateNodegroup API."""
+
+    file: str = Field(pattern=FILE_NAME, description="eksctl ClusterConfig file, relative to the configs directory.")
+    node_role: str | None = Field(
+        default=None,
+        pattern=r"^(arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+|[\w+=,.@-]{1,64})$",
+        description="Node IAM role ARN or name; null = discover a role whose name contains the cluster and 'node'.",
+    )
+    disk_size_gib: int = Field(default=80, ge=20, le=16384, description="Root volume size when the file sets none.")
+    ami_type: str = Field(
+        default="AL2023_x86_64_STANDARD", pattern=r"^[A-Za-z0-9_]+$", description="EKS AMI type when the file sets none."
+    )
+    taints: list[Taint] = Field(default_factory=list, description="Taints added to every node.")
+    labels: LabelMap = Field(default_factory=dict, description="Labels added to every node.")
+
+
+class Stack(Strict):
+    """The whole stack: cluster, chart repository, releases (by release name) and nodegroup."""
+
+    cluster: Cluster
+    chart_repository: ChartRepository
+    releases: dict[Annotated[str, Field(pattern=DNS_LABEL, max_length=53)], Release] = Field(
+        description="Helm releases by release name, installed in the runbook's order."
+    )
+    nodegroup: Nodegroup
+
+    @field_validator("releases")
+    @classmethod
+    def _one_release_per_component(cls, releases: dict[str, Release]) -> dict[str, Release]:
+        seen: dict[Component, str] = {}
+        for name, rel in releases.items():
+            if rel.component in seen:
+                raise ValueError(f"releases {seen[rel.component]!r} and {name!r} are both component {rel.component.value!r}")
+            seen[rel.component] = name
+        if Component.cilium not in seen:
+            raise ValueError("a release with component 'cilium' is required (the CNI must be installed first)")
+        return releases
+
+    @model_validator(mode="after")
+    def _charts_use_the_repository(self) -> Stack:
+        for name, rel in self.releases.items():
+            if "/" in rel.chart and not rel.chart.startswith(("oci://", "/", "./", "../")):
+                repo = rel.chart.split("/", 1)[0]
+                if repo != self.chart_repository.name:
+                    raise ValueError(
+                        f"releases.{name}.chart {rel.chart!r} names repository {repo!r}, "
+                        f"but chart_repository.name is {self.chart_repository.name!r}"
+                    )
+        return self
+
+    def release_for(self, component: Component) -> tuple[str, Release] | None:
+        return next(((n, r) for n, r in self.releases.items() if r.component is component), None)
+
+    @property
+    def cilium(self) -> tuple[str, Release]:
+        found = self.release_for(Component.cilium)
+        assert found is not None  # guaranteed by the validator
+        return found
+
+
+def format_validation_error(err: ValidationError, source: str) -> str:
+    """One line per problem: `source: key.path: message (got VALUE)`."""
+    lines = []
+    for e in err.errors():
+        path = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key (check its spelling; see configs/stack.yaml for the keys that exist)"
+        elif e["type"] == "string_pattern_mismatch":
+            msg = f"does not match the expected form {e.get('ctx', {}).get('pattern', '')}"
+        got = e.get("input")
+        shown = "" if e["type"] in ("missing", "model_type") else f" (got {got!r})" if not isinstance(got, dict) else ""
+        lines.append(f"{source}: {path}: {msg}{shown}")
+    return "\n".join(lines)
+
+
+def read_yaml(path: Path, what: str) -> Any:
+    """Read a YAML file or raise ConfigError naming the file and the line."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"{what} {path} does not exist", hint="check the path (relative to the configs directory)") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{what} {path} is not valid YAML", observed=str(e).replace("\n", " "),
+                          hint="fix the YAML syntax at the position shown") from None
+
+
+def parse_stack(data: Any, source: str = "stack") -> Stack:
+    """Validate a stack mapping; ConfigError lists every bad key path."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping at the top level", observed=f"got {type(data).__name__}",
+                          hint="start the file with keys such as cluster:, chart_repository:, releases:, nodegroup:")
+    try:
+        return Stack.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(f"{source} is not a valid stack", observed="\n" + format_validation_error(e, source),
+                          hint="correct the keys listed above") from None
+
+
+def load_stack_data(config_dir: Path, environment: str | None = None) -> dict[str, Any]:
+    """stack.yaml deep-merged with environments/<environment>.yaml, unvalidated."""
+    base = read_yaml(config_dir / "stack.yaml", "stack file")
+    if not isinstance(base, dict):
+        raise ConfigError(f"{config_dir / 'stack.yaml'}: expected a mapping at the top level",
+                          observed=f"got {type(base).__name__}", hint="see the README's Configuration section")
+    if environment:
+        if not re.match(DNS_LABEL, environment):
+            raise ConfigError(f"environment name {environment!r} is not valid",
+                              hint="use lower-case letters, digits and '-', matching configs/environments/<name>.yaml")
+        overlay_path = config_dir / "environments" / f"{environment}.yaml"
+        if not overlay_path.exists():
+            known = sorted(p.stem for p in (config_dir / "environments").glob("*.yaml"))
+            raise ConfigError(f"environment {environment!r} has no overlay file {overlay_path}",
+                              observed=f"known environments: {', '.join(known) or 'none'}",
+                              hint="pick one of the known environments or create the overlay file")
+        overlay = read_yaml(overlay_path, "overlay") or {}
+        if not isinstance(overlay, dict):
+            raise ConfigError(f"{overlay_path}: expected a mapping", observed=f"got {type(overlay).__name__}",
+                              hint="an overlay holds the same keys as stack.yaml, only those that differ")
+        base = deep_merge(base, overlay)
+    return base
+
+
+def load_stack(config_dir: Path, environment: str | None = None, patch: dict[str, Any] | None = None) -> Stack:
+    """Load, overlay, patch and validate the stack. Every problem is a ConfigError naming the key path."""
+    data = load_stack_data(config_dir, environment)
+    source = str(config_dir / "stack.yaml") + (f" + environments/{environment}.yaml" if environment else "")
+    if patch:
+        data = deep_merge(data, patch)
+        source += " + parameters"
+    return parse_stack(data, source)

@@ -1,0 +1,168 @@
+"""The nodegroup (pure): the runbook's eksctl ClusterConfig -> an EKS CreateNodegroup request.
+
+eksctl is not needed: the managed nodegroup is mapped onto the native API (shared/design.md section 3).
+Keys we cannot honour are rejected rather than silently ignored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from tasks.errors import ConfigError
+from tasks.model import Nodegroup, Stack
+
+_SUPPORTED_NG_KEYS = {
+    "name", "instanceType", "instanceTypes", "desiredCapacity", "minSize", "maxSize", "volumeSize",
+    "amiFamily", "labels", "taints", "privateNetworking", "subnets", "iam", "tags",
+}
+_AMI_FAMILY = {"AmazonLinux2023": "AL2023_x86_64_STANDARD", "AmazonLinux2": "AL2_x86_64", "Bottlerocket": "BOTTLEROCKET_x86_64"}
+_EFFECT = {"NoSchedule": "NO_SCHEDULE", "NoExecute": "NO_EXECUTE", "PreferNoSchedule": "PREFER_NO_SCHEDULE"}
+
+
+@dataclass(frozen=True)
+class NodegroupPlan:
+    """What to create; subnets and role are resolved from AWS by the task."""
+
+    name: str
+    instance_types: tuple[str, ...]
+    min_size: int
+    max_size: int
+    desired_size: int
+    private_networking: bool
+    disk_size_gib: int
+    ami_type: str
+    labels: dict[str, str] = field(default_factory=dict)
+    taints: tuple[tuple[str, str, str], ...] = ()
+    subnets: tuple[str, ...] = ()
+    node_role: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+def plan_nodegroup(doc: Any, stack: Stack, source: str = "nodegroup file") -> NodegroupPlan:
+    """Validate the eksctl file against the stack and map it; ConfigError names the key path."""
+    if not isinstance(doc, dict) or doc.get("kind") != "ClusterConfig" or not str(doc.get("apiVersion", "")).startswith("eksctl.io/"):
+        raise ConfigError(f"{source}: not an eksctl ClusterConfig",
+                          observed=f"apiVersion={doc.get('apiVersion') if isinstance(doc, dict) else None!r}, kind={doc.get('kind') if isinstance(doc, dict) else None!r}",
+                          hint="use the runbook's nodegroup.yaml (apiVersion: eksctl.io/v1alpha5, kind: ClusterConfig)")
+    meta = doc.get("metadata") or {}
+    if meta.get("name") != stack.cluster.name:
+        raise ConfigError(f"{source}: metadata.name is {meta.get('name')!r} but the stack's cluster is {stack.cluster.name!r}",
+                          hint="make both name the same cluster")
+    if meta.get("region") != stack.cluster.region:
+        raise ConfigError(f"{source}: metadata.region is {meta.get('region')!r} but the stack's region is {stack.cluster.region!r}",
+                          hint="make both name the same region")
+    groups = doc.get("managedNodeGroups")
+    if not isinstance(groups, list) or len(groups) != 1 or not isinstance(groups[0], dict):
+        raise ConfigError(f"{source}: managedNodeGroups must list exactly one nodegroup",
+                          observed=f"got {groups!r}"[:200], hint="one nodegroup per stack, as in the runbook")
+    ng = groups[0]
+    path = "managedNodeGroups[0]"
+    unknown = sorted(set(ng) - _SUPPORTED_NG_KEYS)
+    if unknown:
+        raise ConfigError(f"{source}: {path} has keys this flow cannot honour: {', '.join(unknown)}",
+                          hint=f"remove them, or use nodegroup_method=eksctl; supported: {', '.join(sorted(_SUPPORTED_NG_KEYS))}")
+    defaults: Nodegroup = stack.nodegroup
+
+    def _int(key: str, default: int | None) -> int | None:
+        v = ng.get(key, default)
+        if v is None:
+            return None
+        if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+            raise ConfigError(f"{source}: {path}.{key} must be a non-negative integer", observed=f"got {v!r}")
+        return v
+
+    name = ng.get("name")
+    if not isinstance(name, str) or not name or not name[0].isalnum() or not all(c.isalnum() or c in "-_" for c in name) or len(name) > 63:
+        raise ConfigError(f"{source}: {path}.name must be 1-63 letters, digits, '-' or '_'", observed=f"got {name!r}")
+    types = ng.get("instanceTypes") or ([ng["instanceType"]] if "instanceType" in ng else None)
+    if not types or not all(isinstance(t, str) and t.replace(".", "").replace("-", "").isalnum() for t in types):
+        raise ConfigError(f"{source}: {path}.instanceType is missing or malformed", observed=f"got {types!r}",
+                          hint="e.g. instanceType: m5.xlarge")
+    desired = _int("desiredCapacity", None)
+    min_size = _int("minSize", desired)
+    max_size = _int("maxSize", desired)
+    if desired is None or min_size is None or max_size is None:
+        raise ConfigError(f"{source}: {path}.desiredCapacity is required", hint="e.g. desiredCapacity: 2")
+    if not (min_size <= desired <= max_size) or max_size < 1:
+        raise ConfigError(f"{source}: {path}: need minSize <= desiredCapacity <= maxSize and maxSize >= 1",
+                          observed=f"min={min_size} desired={desired} max={max_size}")
+    ami = defaults.ami_type
+    if "amiFamily" in ng:
+        if ng["amiFamily"] not in _AMI_FAMILY:
+            raise ConfigError(f"{source}: {path}.amiFamily {ng['amiFamily']!r} is not supported",
+                              hint=f"use one of {', '.join(_AMI_FAMILY)}")
+        ami = _AMI_FAMILY[ng["amiFamily"]]
+    labels = dict(defaults.labels)
+    labels.update({str(k): str(v) for k, v in (ng.get("labels") or {}).items()})
+    taints = [(t.key, t.value, t.effect.value) for t in defaults.taints]
+    for i, t in enumerate(ng.get("taints") or []):
+        if not isinstance(t, dict) or t.get("effect") not in _EFFECT or not t.get("key"):
+            raise ConfigError(f"{source}: {path}.taints[{i}] needs key and effect (NoSchedule|NoExecute|PreferNoSchedule)",
+                              observed=f"got {t!r}")
+        taints.append((str(t["key"]), str(t.get("value", "")), _EFFECT[t["effect"]]))
+    role = defaults.node_role
+    iam = ng.get("iam") or {}
+    if iam.get("instanceRoleARN"):
+        role = str(iam["instanceRoleARN"])
+    subnets = ng.get("subnets") or []
+    private = ng.get("privateNetworking", False)
+    if not isinstance(private, bool):
+        raise ConfigError(f"{source}: {path}.privateNetworking must be true or false", observed=f"got {private!r}")
+    return NodegroupPlan(
+        name=name,
+        instance_types=tuple(types),
+        min_size=min_size,
+        max_size=max_size,
+        desired_size=desired,
+        private_networking=private,
+        disk_size_gib=_int("volumeSize", defaults.disk_size_gib) or defaults.disk_size_gib,
+        ami_type=ami,
+        labels=labels,
+        taints=tuple(taints),
+        subnets=tuple(str(s) for s in subnets),
+        node_role=role,
+        tags={str(k): str(v) for k, v in (ng.get("tags") or {}).items()},
+    )
+
+
+def create_nodegroup_request(plan: NodegroupPlan, cluster: str, subnets: list[str], role_arn: str) -> dict[str, Any]:
+    """Keyword arguments for boto3 `eks.create_nodegroup`."""
+    req: dict[str, Any] = {
+        "clusterName": cluster,
+        "nodegroupName": plan.name,
+        "scalingConfig": {"minSize": plan.min_size, "maxSize": plan.max_size, "desiredSize": plan.desired_size},
+        "subnets": list(subnets),
+        "instanceTypes": list(plan.instance_types),
+        "amiType": plan.ami_type,
+        "diskSize": plan.disk_size_gib,
+        "nodeRole": role_arn,
+        "labels": dict(plan.labels),
+        "taints": [{"key": k, "value": v, "effect": e} for k, v, e in plan.taints],
+        "capacityType": "ON_DEMAND",
+    }
+    if plan.tags:
+        req["tags"] = dict(plan.tags)
+    return req
+
+
+def nodegroup_spec_differences(plan: NodegroupPlan, live: dict[str, Any]) -> list[str]:
+    """Differences between the plan and a described nodegroup (empty = same spec)."""
+    diffs = []
+    sc = live.get("scalingConfig") or {}
+    for key, want in (("minSize", plan.min_size), ("maxSize", plan.max_size), ("desiredSize", plan.desired_size)):
+        if sc.get(key) != want:
+            diffs.append(f"scalingConfig.{key}: live {sc.get(key)!r}, wanted {want!r}")
+    if list(live.get("instanceTypes") or []) != list(plan.instance_types):
+        diffs.append(f"instanceTypes: live {live.get('instanceTypes')!r}, wanted {list(plan.instance_types)!r}")
+    if live.get("amiType") and live.get("amiType") != plan.ami_type:
+        diffs.append(f"amiType: live {live.get('amiType')!r}, wanted {plan.ami_type!r}")
+    if live.get("diskSize") is not None and live.get("diskSize") != plan.disk_size_gib:
+        diffs.append(f"diskSize: live {live.get('diskSize')!r}, wanted {plan.disk_size_gib!r}")
+    live_labels = live.get("labels") or {}
+    if any(live_labels.get(k) != v for k, v in plan.labels.items()):
+        diffs.append(f"labels: live {live_labels!r}, wanted {plan.labels!r}")
+    live_taints = {(t.get("key"), t.get("value", ""), t.get("effect")) for t in live.get("taints") or []}
+    if live.get("taints") is not None and live_taints != set(plan.taints):
+        diffs.append(f"taints: live {sorted(live_taints)!r}, wanted {sorted(plan.taints)!r}")
+    return diffs
