@@ -1,0 +1,88 @@
+"""Server-side Tables for `kubectl get` (meta.k8s.io/v1 Table), with the columns kubectl users expect."""
+
+from __future__ import annotations
+
+import calendar
+import time
+from typing import Any
+
+
+def _age(obj: dict[str, Any]) -> str:
+    ts = obj["metadata"].get("creationTimestamp")
+    if not ts:
+        return "<unknown>"
+    secs = max(0, int(time.time() - calendar.timegm(time.strptime(ts, "%Y-%m-%dT%H:%M:%SZ"))))
+    if secs < 120:
+        return f"{secs}s"
+    if secs < 7200:
+        return f"{secs // 60}m"
+    return f"{secs // 3600}h"
+
+
+def _pod_row(o: dict[str, Any]) -> list[Any]:
+    st = o.get("status", {})
+    cs = st.get("containerStatuses") or []
+    total = len(o.get("spec", {}).get("containers") or [])
+    ready = sum(1 for c in cs if c.get("ready"))
+    status = st.get("phase", "Pending")
+    for c in cs:
+        waiting = (c.get("state") or {}).get("waiting")
+        if waiting:
+            status = waiting.get("reason", status)
+    if o["metadata"].get("deletionTimestamp"):
+        status = "Terminating"
+    restarts = sum(int(c.get("restartCount", 0)) for c in cs)
+    return [o["metadata"]["name"], f"{ready}/{total}", status, restarts, _age(o), st.get("podIP", "<none>"),
+            o.get("spec", {}).get("nodeName", "<none>")]
+
+
+def _node_row(o: dict[str, Any]) -> list[Any]:
+    conds = {c["type"]: c["status"] for c in o.get("status", {}).get("conditions") or []}
+    status = "Ready" if conds.get("Ready") == "True" else "NotReady"
+    roles = ",".join(k.split("/", 1)[1] for k in (o["metadata"].get("labels") or {}) if k.startswith("node-role.kubernetes.io/")) or "<none>"
+    return [o["metadata"]["name"], status, roles, _age(o), o.get("status", {}).get("nodeInfo", {}).get("kubeletVersion", "")]
+
+
+def _ds_row(o: dict[str, Any]) -> list[Any]:
+    s = o.get("status", {})
+    sel = ",".join(f"{k}={v}" for k, v in (o.get("spec", {}).get("template", {}).get("spec", {}).get("nodeSelector") or {}).items())
+    return [o["metadata"]["name"], s.get("desiredNumberScheduled", 0), s.get("currentNumberScheduled", 0),
+            s.get("numberReady", 0), s.get("updatedNumberScheduled", 0), s.get("numberAvailable", 0), sel or "<none>", _age(o)]
+
+
+def _deploy_row(o: dict[str, Any]) -> list[Any]:
+    s = o.get("status", {})
+    return [o["metadata"]["name"], f"{s.get('readyReplicas', 0)}/{o.get('spec', {}).get('replicas', 1)}",
+            s.get("updatedReplicas", 0), s.get("availableReplicas", 0), _age(o)]
+
+
+def _job_row(o: dict[str, Any]) -> list[Any]:
+    s = o.get("status", {})
+    conds = {c["type"]: c["status"] for c in s.get("conditions") or []}
+    status = "Complete" if conds.get("Complete") == "True" else "Failed" if conds.get("Failed") == "True" else "Running"
+    return [o["metadata"]["name"], status, f"{s.get('succeeded', 0)}/{o.get('spec', {}).get('completions', 1)}", "", _age(o)]
+
+
+COLUMNS: dict[str, tuple[list[str], Any]] = {
+    "Pod": (["Name", "Ready", "Status", "Restarts", "Age", "IP", "Node"], _pod_row),
+    "Node": (["Name", "Status", "Roles", "Age", "Version"], _node_row),
+    "DaemonSet": (["Name", "Desired", "Current", "Ready", "Up-to-date", "Available", "Node Selector", "Age"], _ds_row),
+    "Deployment": (["Name", "Ready", "Up-to-date", "Available", "Age"], _deploy_row),
+    "Job": (["Name", "Status", "Completions", "Duration", "Age"], _job_row),
+}
+
+
+def table(kind: str, items: list[dict[str, Any]], resource_version: str, include_object: str) -> dict[str, Any]:
+    names, row = COLUMNS.get(kind, (["Name", "Age"], lambda o: [o["metadata"]["name"], _age(o)]))
+    cols = [{"name": n, "type": "integer" if n in ("Restarts", "Desired", "Current", "Up-to-date", "Available") else "string",
+             "format": "name" if n == "Name" else "", "description": n, "priority": 1 if n in ("IP", "Node") else 0}
+            for n in names]
+    rows = []
+    for o in items:
+        if include_object == "Object":
+            embedded: dict[str, Any] = o
+        else:
+            embedded = {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": o["metadata"]}
+        rows.append({"cells": row(o), "object": embedded})
+    return {"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": {"resourceVersion": resource_version},
+            "columnDefinitions": cols, "rows": rows}
