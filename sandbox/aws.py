@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
 from dataclasses import dataclass, field
@@ -53,7 +54,11 @@ class AwsSandbox:
     # ---- server -------------------------------------------------------------------------------------
     def start(self, port: int = 0) -> str:
         _patch_moto(self)
+        import logging
+
         from moto.server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request log would drown the user's output
 
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         self._server.start()
@@ -221,6 +226,12 @@ def _patch_moto(sandbox: AwsSandbox) -> None:
                 cluster.status = "CREATING"
             elif cluster.status == "CREATING":
                 cluster.status = "ACTIVE"
+        if cluster.status != "ACTIVE":
+            # EKS shows the endpoint and certificate authority only once the cluster is ACTIVE.
+            shown = copy.copy(cluster)
+            shown.endpoint = None
+            shown.certificate_authority = None
+            return shown
         return cluster
 
     EKSBackend.describe_cluster = describe_cluster  # type: ignore[method-assign]

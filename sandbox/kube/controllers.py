@@ -39,6 +39,7 @@ DS_DEFAULT_TOLERATIONS = [
 
 K_NS, K_NODE, K_POD, K_EVENT = ("", "namespaces"), ("", "nodes"), ("", "pods"), ("", "events")
 K_DEPLOY, K_RS, K_DS, K_STS = ("apps", "deployments"), ("apps", "replicasets"), ("apps", "daemonsets"), ("apps", "statefulsets")
+CREATES_SECRETS = "sandbox.eks-cilium.dev/creates-secrets"
 K_JOB, K_CRONJOB = ("batch", "jobs"), ("batch", "cronjobs")
 
 
@@ -143,6 +144,7 @@ class Controllers:
         self.node_seq = 0
         self._task: asyncio.Task[None] | None = None
         self.passes = 0
+        self.on_reconciled: Callable[[], None] | None = None
 
     # ---- loop ---------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -203,6 +205,8 @@ class Controllers:
         for ds in list(self.store.list(K_DS)):
             self._daemonset_status(ds)
         self._ttl()
+        if self.on_reconciled is not None:
+            self.on_reconciled()
 
     # ---- helpers ----------------------------------------------------------------------------------------
     def _put(self, key: tuple[str, str], new: dict[str, Any]) -> None:
@@ -660,6 +664,13 @@ class Controllers:
                     self.event(pod, "Pod", "FailedCreatePodSandBox",
                                "Failed to create pod sandbox: plugin type=\"cilium-cni\" failed: unable to connect to Cilium agent", "Warning")
                 continue
+            missing = self._missing_secrets(pod)
+            if missing:
+                self._pod_status(pod, "Pending", False, waiting=("ContainerCreating", ""), node=node)
+                msg = f'MountVolume.SetUp failed for volume "{missing[0]}" : secret "{missing[1]}" not found'
+                if not self._has_event(pod, "FailedMount"):
+                    self.event(pod, "Pod", "FailedMount", msg, "Warning")
+                continue
             due = self.timers.get(uid)
             if due is None:
                 due = now + (random.uniform(lo, hi) if hi > 0 else 0.0)
@@ -681,6 +692,7 @@ class Controllers:
             if is_job:
                 started = self.timers.setdefault("run:" + uid, now)
                 if now - started >= self.config.job_run_seconds:
+                    self._write_secrets(pod)
                     self._pod_status(pod, "Succeeded", False, node=node, terminated=True)
                     self.timers.pop(uid, None)
                     self.timers.pop("run:" + uid, None)
@@ -691,6 +703,33 @@ class Controllers:
                 continue
             self._pod_status(pod, "Running", True, node=node)
             self.timers.pop(uid, None)
+
+    def _missing_secrets(self, pod: dict[str, Any]) -> tuple[str, str] | None:
+        ns = pod["metadata"]["namespace"]
+        for vol in pod["spec"].get("volumes") or []:
+            refs = []
+            if "secret" in vol:
+                refs.append(vol["secret"])
+            for src in (vol.get("projected") or {}).get("sources") or []:
+                if "secret" in src:
+                    refs.append({"secretName": src["secret"].get("name"), "optional": src["secret"].get("optional")})
+            for ref in refs:
+                name = ref.get("secretName")
+                if name and not ref.get("optional") and self.store.get(("", "secrets"), ns, name) is None:
+                    return vol.get("name", ""), name
+        return None
+
+    def _write_secrets(self, pod: dict[str, Any]) -> None:
+        """The simulated program of a Job pod: create the Secrets its annotation names (certificate generators)."""
+        names = (pod["metadata"].get("annotations") or {}).get(CREATES_SECRETS, "")
+        ns = pod["metadata"]["namespace"]
+        rt = self.emu.registry.by_kind("v1", "Secret")
+        assert rt is not None
+        for name in filter(None, (n.strip() for n in names.split(","))):
+            if self.store.get(("", "secrets"), ns, name) is None:
+                fake = "c2FuZGJveA=="  # "sandbox": the sandbox never does TLS between simulated pods
+                self.emu.create_object(rt, {"metadata": {"name": name, "namespace": ns}, "type": "kubernetes.io/tls",
+                                            "data": {"ca.crt": fake, "tls.crt": fake, "tls.key": fake}}, ns)
 
     def _has_event(self, pod: dict[str, Any], reason: str) -> bool:
         uid = pod["metadata"]["uid"]

@@ -68,10 +68,49 @@ class FaultRule:
 
 @dataclass
 class AccessPolicy:
-    """What SelfSubjectAccessReviews answer, and which bearer tokens are accepted."""
+    """What SelfSubjectAccessReviews answer, and which bearer tokens are accepted.
+
+    Tokens: the static ones listed, or EKS tokens (`k8s-aws-v1.` + base64url of a presigned STS
+    GetCallerIdentity URL with `x-k8s-aws-id` signed in), accepted for `token_ttl_seconds` after signing,
+    as EKS does (about 15 minutes).
+    """
 
     allowed: bool = True
     reject_tokens: bool = False  # every request 401 (API reachable but credentials wrong)
+    static_tokens: set[str] = field(default_factory=set)
+    token_ttl_seconds: float = 900.0
+    principal: str = "arn:aws:iam::123456789012:user/sandbox-admin"
+
+
+UNAUTHENTICATED_PATHS = ("/version", "/healthz", "/livez", "/readyz")
+
+
+def check_eks_token(token: str, ttl: float, now: float | None = None) -> str | None:
+    """None when the token is acceptable, else why not."""
+    import base64
+    import calendar
+    from urllib.parse import parse_qs, urlsplit
+
+    if not token.startswith("k8s-aws-v1."):
+        return "not an EKS token"
+    raw = token[len("k8s-aws-v1."):]
+    try:
+        url = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode()
+    except ValueError:
+        return "token is not base64url"
+    parts = urlsplit(url)
+    q = {k.lower(): v[0] for k, v in parse_qs(parts.query).items()}
+    if q.get("action") != "GetCallerIdentity" or "sts" not in parts.netloc:
+        return "token is not a presigned STS GetCallerIdentity URL"
+    if "x-k8s-aws-id" not in q.get("x-amz-signedheaders", "").split(";"):
+        return "the x-k8s-aws-id header is not signed into the token"
+    try:
+        signed = calendar.timegm(time.strptime(q["x-amz-date"], "%Y%m%dT%H%M%SZ"))
+    except (KeyError, ValueError):
+        return "token has no valid X-Amz-Date"
+    if (now or time.time()) - signed > ttl:
+        return f"token expired (signed {int((now or time.time()) - signed)} s ago, accepted for {int(ttl)} s)"
+    return None
 
 
 class Emulator:
@@ -126,8 +165,8 @@ class Emulator:
         try:
             if time.time() < self.unavailable_until:
                 raise ApiError(503, "ServiceUnavailable", "the API server is unavailable (injected outage)")
-            if self.access.reject_tokens:
-                raise ApiError(401, "Unauthorized", "Unauthorized")
+            if request.path not in UNAUTHENTICATED_PATHS:
+                self._authenticate(request)
             if self.latency_seconds:
                 await asyncio.sleep(self.latency_seconds)
             resp = await handler(request)
@@ -137,6 +176,18 @@ class Emulator:
             resp = self._json(status_body(400, "BadRequest", str(e)), 400)
         entry["status"] = resp.status
         return resp
+
+    def _authenticate(self, request: web.Request) -> None:
+        auth = request.headers.get("Authorization", "")
+        token = auth[7:].strip() if auth.lower().startswith("bearer ") else ""
+        if self.access.reject_tokens or not token:
+            raise ApiError(401, "Unauthorized", "Unauthorized")
+        if token in self.access.static_tokens:
+            return
+        why = check_eks_token(token, self.access.token_ttl_seconds)
+        if why is not None:
+            self.request_log.append({"t": time.time(), "auth_error": why})
+            raise ApiError(401, "Unauthorized", "Unauthorized")
 
     def _check_faults(self, verb: str, rt: ResourceType, name: str) -> FaultRule | None:
         for rule in self.faults:
