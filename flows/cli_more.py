@@ -1,11 +1,151 @@
-"""Sub-commands that need the sandbox or Prefect; registered lazily so `render` stays fast."""
+"""Sub-commands that need the sandbox or Prefect: `sandbox up|status|down`, `install`."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+
+from tasks.errors import ConfigError, EksCiliumError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_STATE = PROJECT_ROOT / ".sandbox"
 
 
 def register(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
-    """Register further sub-commands (sandbox, install, drift) as they exist."""
+    sb = sub.add_parser("sandbox", help="run the local sandbox (moto + Kubernetes API emulator + chart repository)")
+    sbs = sb.add_subparsers(dest="sandbox_command", required=True)
+    up = sbs.add_parser("up", help="start a sandbox; prints the env file to source")
+    up.add_argument("--state-dir", type=Path, default=DEFAULT_STATE)
+    up.add_argument("--detach", action="store_true", help="run in the background (pid file in the state dir)")
+    up.add_argument("--clusters", default="isovalent-demo", help="comma-separated cluster names (default: %(default)s)")
+    up.add_argument("--profile", choices=["fresh", "default-addons", "no-servicemonitor-crd", "existing-nodegroup"],
+                    default="fresh", help="what the cluster looks like before the install")
+    up.add_argument("--realistic", action="store_true",
+                    help="realistic delays (nodegroup ~20 s, image pulls 1-3 s) instead of instant")
+    up.set_defaults(func=cmd_sandbox_up)
+    st = sbs.add_parser("status", help="show the running sandbox")
+    st.add_argument("--state-dir", type=Path, default=DEFAULT_STATE)
+    st.set_defaults(func=cmd_sandbox_status)
+    down = sbs.add_parser("down", help="stop the sandbox and remove its state")
+    down.add_argument("--state-dir", type=Path, default=DEFAULT_STATE)
+    down.set_defaults(func=cmd_sandbox_down)
+
+    ins = sub.add_parser("install", help="run the install flow (install_stack)")
+    common(ins)
+    ins.add_argument("--stack", type=Path, help="a stack file to use instead of CONFIG_DIR/stack.yaml")
+    ins.add_argument("--sandbox", action="store_true",
+                     help="run against the local sandbox (uses a running one, or starts one for this run)")
+    ins.add_argument("--dry-run", action="store_true", help="discover, preflight and print the plan; change nothing")
+    ins.add_argument("--output", choices=["table", "json"], default="table")
+    ins.set_defaults(func=cmd_install)
+
+
+# ---- sandbox -----------------------------------------------------------------------------------------------
+def cmd_sandbox_up(args: argparse.Namespace) -> int:
+    from sandbox import control
+
+    return control.up(args.state_dir, [c.strip() for c in args.clusters.split(",") if c.strip()], args.profile,
+                      args.realistic, args.detach)
+
+
+def cmd_sandbox_status(args: argparse.Namespace) -> int:
+    from sandbox import control
+
+    return control.status(args.state_dir)
+
+
+def cmd_sandbox_down(args: argparse.Namespace) -> int:
+    from sandbox import control
+
+    return control.down(args.state_dir)
+
+
+# ---- install ---------------------------------------------------------------------------------------------
+def _load_stack(args: argparse.Namespace, patch: dict[str, Any] | None) -> Any:
+    from tasks.merge import deep_merge
+    from tasks.model import load_stack, load_stack_data, parse_stack, read_yaml
+
+    if args.stack:
+        data = read_yaml(args.stack, "stack file")
+        if not isinstance(data, dict):
+            raise ConfigError(f"{args.stack}: expected a mapping at the top level")
+        if patch:
+            data = deep_merge(data, patch)
+        return parse_stack(data, str(args.stack))
+    if patch:
+        data = deep_merge(load_stack_data(args.config_dir, args.environment), patch)
+        return parse_stack(data, f"{args.config_dir / 'stack.yaml'} + sandbox")
+    return load_stack(args.config_dir, args.environment)
+
+
+def cmd_install(args: argparse.Namespace) -> int:
+    from flows.install_stack import VerificationFailed, run_install
+    from tasks.options import RunOptions
+
+    started_here = False
+    state_dir = DEFAULT_STATE
+    patch = None
+    if args.sandbox:
+        # The sandbox is reached exactly like AWS and EKS: through environment variables boto3 reads
+        # (AWS_ENDPOINT_URL, credentials) and the cluster endpoint DescribeCluster returns.
+        from sandbox import control
+
+        state = control.running(state_dir)
+        if state is None:
+            print("sandbox: starting one for this run", file=sys.stderr)
+            state = control.start_detached(state_dir, ["isovalent-demo"])
+            started_here = True
+        env = control.env_for(state, state_dir)
+        os.environ.update({k: v for k, v in env.items() if k != "KUBECONFIG"})
+        patch = {"chart_repository": {"url": env["EKS_CILIUM_CHART_REPO_URL"]}}
+        if args.environment is None:
+            args.environment = "sandbox"
+    try:
+        stack = _load_stack(args, patch)
+        options = RunOptions(config_dir=str(args.config_dir.resolve()), environment=args.environment, dry_run=args.dry_run)
+        try:
+            result = run_install(stack, options)
+        except VerificationFailed as e:
+            print_result(e.result, args.output)
+            return 1
+        print_result(result, args.output)
+        return 0 if result.get("ok") else 1
+    except EksCiliumError as e:
+        return _exit_error(e)
+    finally:
+        if started_here:
+            from sandbox import control
+
+            control.down(state_dir)
+
+
+def print_result(result: dict[str, Any], output: str) -> None:
+    from tasks.verify import Check, text_table
+
+    if output == "json":
+        print(json.dumps(result, indent=2, default=str))
+        return
+    if result.get("dry_run"):
+        print(f"Plan for {result['cluster']} ({result['region']}), endpoint {result['endpoint']} - dry run, nothing changed:")
+        for s in result["plan"]:
+            print(f"  {s['action']:<10} {s['step']:<28} {s['command']}")
+            for c in s["changes"]:
+                print(f"             - {c}")
+        return
+    checks = [Check(**c) for c in result["verification"]["checks"]]
+    print(f"Verification of {result['cluster']} ({result['region']}):")
+    print(text_table(checks))
+    print("all checks passed" if result["ok"] else "SOME CHECKS FAILED")
+
+
+def _exit_error(e: EksCiliumError) -> int:
+    print(f"error: {e}", file=sys.stderr)
+    return 1
+
+
+__all__ = ["register", "print_result", "os"]

@@ -82,7 +82,7 @@ class AccessPolicy:
     principal: str = "arn:aws:iam::123456789012:user/sandbox-admin"
 
 
-UNAUTHENTICATED_PATHS = ("/version", "/healthz", "/livez", "/readyz")
+UNAUTHENTICATED_PATHS = ("/version", "/version/", "/healthz", "/livez", "/readyz")
 
 
 def check_eks_token(token: str, ttl: float, now: float | None = None) -> str | None:
@@ -141,6 +141,7 @@ class Emulator:
     def _routes(self) -> None:
         r = self.app.router
         r.add_get("/version", lambda _: self._json(SERVER_VERSION))
+        r.add_get("/version/", lambda _: self._json(SERVER_VERSION))
         for p in ("/healthz", "/livez", "/readyz"):
             r.add_get(p, lambda _: web.Response(text="ok"))
         r.add_get("/api", lambda _: self._json(self.registry.api_versions()))

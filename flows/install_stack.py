@@ -1,0 +1,169 @@
+"""Flow `install_stack`: the runbook as a DAG of retryable tasks and polling sensors.
+
+    validate -> discover endpoint (sensor) -> cluster access -> render values -> chart repo -> preflight
+      -> helm install cilium (long-running) ---------------------------------------------+
+      -> Cilium objects exist (sensor) -> create nodegroup -> ACTIVE (sensor) -> nodes Ready (sensor)
+                                                                                         |
+      cilium install returns + nodes Ready -> hubble-generate-certs Job (sensor) -> Cilium rollouts (sensors)
+      cilium installed + nodes Ready -> tetragon | cilium-dnsproxy (parallel) -> their rollouts (sensors)
+      -> verification report
+
+The Cilium install runs concurrently with the nodegroup (shared/design.md hazard 1): its post-install hook
+Job needs a Ready node, and nodes become Ready only once Cilium's agent runs on them.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.futures import PrefectFuture
+
+from tasks.adapters.helm import cancel_scope
+from tasks.errors import EksCiliumError, PermanentError
+from tasks.model import Component, Stack, load_stack
+from tasks.options import RunOptions
+from tasks.steps import (
+    add_chart_repository,
+    check_workload,
+    create_nodegroup,
+    discover_endpoint,
+    install_release,
+    plan_install,
+    prepare_cluster_access,
+    prepare_context,
+    render_values,
+    run_preflight,
+    validate_stack,
+    verify_stack,
+    wait_for_cilium_objects,
+    wait_for_nodegroup_active,
+    wait_for_nodes_ready,
+)
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class VerificationFailed(PermanentError):
+    """The install ran but some of the runbook's checks failed; `result` holds the structured report."""
+
+    def __init__(self, result: dict[str, Any]) -> None:
+        self.result = result
+        failed = [c for c in result.get("verification", {}).get("checks", []) if not c["ok"]]
+        super().__init__(f"{len(failed)} verification check(s) failed",
+                         observed="; ".join(f"{c['name']}: expected {c['expected']}, observed {c['observed']}" for c in failed),
+                         hint="see the verification artifact of this run; re-run the flow once the cause is fixed")
+
+
+def resolve_stack(stack: Stack | None, options: RunOptions) -> Stack:
+    if stack is not None:
+        return stack
+    config_dir = Path(options.config_dir)
+    return load_stack(config_dir if config_dir.is_absolute() else PROJECT_ROOT / config_dir, options.environment)
+
+
+def _wait_all(futures: list[PrefectFuture[Any]], scope: str) -> None:
+    """Wait for every future; on the first failure stop this run's helm processes so nothing hangs on a hook
+    that can no longer complete, then let the remaining tasks finish and raise the first error."""
+    logger = get_run_logger()
+    pending = list(futures)
+    first_error: BaseException | None = None
+    while pending:
+        for f in list(pending):
+            # A task whose upstream failed never reaches a final state (it stays Pending/NotReady), but its
+            # thread does finish: the wrapped concurrent future tells when a task is over either way.
+            wrapped = getattr(f, "wrapped_future", None)
+            if (wrapped.done() if wrapped is not None else f.state.is_final()):
+                state = f.state
+                pending.remove(f)
+                if state.is_failed() or state.is_crashed():
+                    if first_error is None:
+                        try:
+                            f.result()
+                        except BaseException as e:  # re-raised below, after cleanup
+                            first_error = e
+                        stopped = cancel_scope(scope)
+                        for argv in stopped:
+                            logger.warning("stopped `%s` because an earlier step failed", argv)
+        time.sleep(0.05)
+    if first_error is not None:
+        raise first_error
+
+
+@flow(name="install-stack", log_prints=False, validate_parameters=True)
+def install_stack(stack: Stack | None = None, options: RunOptions | None = None) -> dict[str, Any]:
+    """Install Cilium Enterprise (Hubble, Timescape), the nodegroup, Tetragon and the DNS proxy HA on an EKS
+    cluster created with default add-ons disabled, verify the runbook's expected output and report it."""
+    options = options or RunOptions()
+    stack = resolve_stack(stack, options)
+    ctx = prepare_context(stack, options, PROJECT_ROOT)
+    logger = get_run_logger()
+    logger.info("cluster %s in %s; releases %s; dry_run=%s", stack.cluster.name, stack.cluster.region,
+                ", ".join(f"{n} {r.version}" for n, r in stack.releases.items() if r.enabled), options.dry_run)
+
+    validate_stack(ctx)
+    cluster_f = discover_endpoint.submit(ctx)
+    access_f = prepare_cluster_access.submit(ctx, cluster_f)
+    rendered_f = render_values.submit(ctx, cluster_f, wait_for=[access_f])
+    repo_f = add_chart_repository.submit(ctx, wait_for=[rendered_f])
+    pre_f = run_preflight.submit(ctx, cluster_f, rendered_f, wait_for=[access_f, repo_f])
+    _wait_all([cluster_f, access_f, rendered_f, repo_f, pre_f], str(ctx.workdir))
+    pre = pre_f.result()
+    rendered = rendered_f.result()
+    base = {"cluster": stack.cluster.name, "region": stack.cluster.region, "endpoint": cluster_f.result()["endpoint"]}
+
+    if options.dry_run:
+        plan = plan_install(ctx, rendered, pre)
+        return {**base, "dry_run": True, "ok": True, "plan": plan["steps"]}
+
+    cilium_name = stack.cilium[0]
+    expected_nodes = rendered.nodegroup.desired_size
+    cilium_f = install_release.submit(ctx, cilium_name, rendered, wait_for=[pre_f])
+    objects_f = wait_for_cilium_objects.submit(ctx, wait_for=[pre_f])
+    nodegroup_f = create_nodegroup.submit(ctx, rendered, pre, wait_for=[objects_f])
+    active_f = wait_for_nodegroup_active.submit(ctx, rendered, wait_for=[nodegroup_f])
+    nodes_f = wait_for_nodes_ready.submit(ctx, rendered, wait_for=[active_f])
+
+    cilium_rel = stack.releases[cilium_name]
+    certs_f = [check_workload.submit(ctx, cilium_name, w.role, expected_nodes, wait_for=[cilium_f, nodes_f])
+               for w in cilium_rel.workloads if w.kind.value == "Job"]
+    cilium_checks = [check_workload.submit(ctx, cilium_name, w.role, expected_nodes, wait_for=[*certs_f, cilium_f, nodes_f])
+                     for w in cilium_rel.workloads if w.kind.value != "Job"]
+
+    others: list[PrefectFuture[Any]] = []
+    installs = [cilium_f]
+    for component in (Component.tetragon, Component.dnsproxy):
+        found = stack.release_for(component)
+        if found is None or not found[1].enabled:
+            continue
+        name, rel = found
+        inst = install_release.submit(ctx, name, rendered, wait_for=[cilium_f, nodes_f])
+        installs.append(inst)
+        others += [check_workload.submit(ctx, name, w.role, expected_nodes, wait_for=[inst]) for w in rel.workloads]
+
+    everything = [cluster_f, access_f, rendered_f, repo_f, pre_f, cilium_f, objects_f, nodegroup_f, active_f, nodes_f,
+                  *certs_f, *cilium_checks, *installs, *others]
+    _wait_all(everything, str(ctx.workdir))
+
+    report = verify_stack(ctx, rendered)
+    result = {**base, "dry_run": False, "ok": report["ok"], "verification": report,
+              "releases": {r["release"]: r for r in (f.result() for f in installs)},
+              "nodegroup": nodegroup_f.result(), "timeline": ctx.timeline()}
+    if not report["ok"]:
+        raise VerificationFailed(result)
+    logger.info("install complete: every verification check passed")
+    return result
+
+
+def run_install(stack: Stack | None, options: RunOptions) -> dict[str, Any]:
+    """Run the flow and return its structured result, or raise the flow's error (used by the CLI)."""
+    state = install_stack(stack=stack, options=options, return_state=True)
+    if state.is_completed():
+        return state.result()  # type: ignore[no-any-return]
+    try:
+        state.result()
+    except EksCiliumError:
+        raise
+    raise RuntimeError(state.message or "the flow failed")

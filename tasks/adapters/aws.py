@@ -1,0 +1,152 @@
+"""AWS adapter (boto3): EKS clusters, add-ons and nodegroups, the VPC's subnets and route tables, IAM roles.
+
+The endpoint comes from the environment like any boto3 program (`AWS_ENDPOINT_URL`, which the sandbox sets
+to its moto server); nothing here knows about the sandbox. Errors become TransientError (throttling, 5xx,
+connection problems) or PermanentError (not found, access denied, invalid requests) with a hint.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import boto3
+import botocore.exceptions
+from botocore.config import Config
+
+from tasks.errors import PermanentError, TransientError
+
+T = TypeVar("T")
+THROTTLING = {"Throttling", "ThrottlingException", "TooManyRequestsException", "RequestLimitExceeded",
+              "RequestThrottled", "SlowDown", "PriorRequestNotComplete"}
+SERVER_SIDE = {"ServiceUnavailable", "ServiceUnavailableException", "InternalFailure", "InternalError",
+               "ServerException", "InternalServerError"}
+DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "UnrecognizedClientException",
+          "InvalidClientTokenId", "ExpiredToken", "ExpiredTokenException", "SignatureDoesNotMatch"}
+
+
+def call(what: str, fn: Callable[[], T], *, not_found_hint: str | None = None) -> T:
+    """Run one AWS call and translate its failure into the project's errors."""
+    try:
+        return fn()
+    except botocore.exceptions.ClientError as e:
+        err = e.response.get("Error", {})
+        code, msg = err.get("Code", ""), err.get("Message", str(e))
+        status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        observed = f"{code or status}: {msg}"
+        if code in THROTTLING or status == 429:
+            raise TransientError(f"{what}: AWS throttled the request", observed=observed,
+                                 hint="retried automatically; if it persists, lower the fleet concurrency") from None
+        if code in SERVER_SIDE or status >= 500:
+            raise TransientError(f"{what}: AWS answered with a server error", observed=observed,
+                                 hint="retried automatically; check the AWS Health Dashboard if it persists") from None
+        if code in DENIED or status == 403:
+            raise PermanentError(f"{what}: access denied", observed=observed,
+                                 hint="grant the IAM principal the actions in configs/iam-policy.json "
+                                      "(see README, 'Permissions')") from None
+        if code in ("ResourceNotFoundException", "NoSuchEntity", "NotFoundException") or status == 404:
+            raise PermanentError(f"{what}: not found", observed=observed, hint=not_found_hint) from None
+        raise PermanentError(f"{what}: AWS rejected the request", observed=observed,
+                             hint="check the parameters named in the message") from None
+    except (botocore.exceptions.EndpointConnectionError, botocore.exceptions.ConnectTimeoutError,
+            botocore.exceptions.ReadTimeoutError, botocore.exceptions.ConnectionClosedError) as e:
+        raise TransientError(f"{what}: could not reach AWS", observed=str(e),
+                             hint="retried automatically; check network access to the AWS endpoint") from None
+    except botocore.exceptions.NoCredentialsError:
+        raise PermanentError(f"{what}: no AWS credentials found", observed="boto3 found no credentials",
+                             hint="configure credentials (AWS_PROFILE, environment variables, or an instance role)") from None
+    except botocore.exceptions.NoRegionError:
+        raise PermanentError(f"{what}: no AWS region", hint="set cluster.region in the stack") from None
+
+
+@functools.lru_cache(maxsize=64)
+def _client(region: str, service: str, endpoint: str | None) -> Any:
+    # botocore's own retries stay small: our tasks retry transient errors with their own policy and log it.
+    # `endpoint` is only part of the cache key: boto3 reads AWS_ENDPOINT_URL itself.
+    return boto3.session.Session(region_name=region).client(
+        service, config=Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=5, read_timeout=30))
+
+
+@dataclass(frozen=True)
+class Aws:
+    region: str
+
+    def client(self, service: str) -> Any:
+        return _client(self.region, service, os.environ.get("AWS_ENDPOINT_URL"))
+
+    # ---- EKS ------------------------------------------------------------------------------------------
+    def describe_cluster(self, name: str) -> dict[str, Any]:
+        eks = self.client("eks")
+        return call(f"describe EKS cluster {name!r} in {self.region}", lambda: eks.describe_cluster(name=name)["cluster"],
+                    not_found_hint=f"check cluster.name and cluster.region; `aws eks list-clusters --region {self.region}` lists what exists")
+
+    def list_clusters(self) -> list[str]:
+        eks = self.client("eks")
+        return call("list EKS clusters", lambda: eks.list_clusters()["clusters"])
+
+    def list_addons(self, cluster: str) -> list[str]:
+        eks = self.client("eks")
+        return call(f"list add-ons of {cluster!r}", lambda: eks.list_addons(clusterName=cluster)["addons"])
+
+    def list_nodegroups(self, cluster: str) -> list[str]:
+        eks = self.client("eks")
+        return call(f"list nodegroups of {cluster!r}", lambda: eks.list_nodegroups(clusterName=cluster)["nodegroups"])
+
+    def describe_nodegroup(self, cluster: str, name: str) -> dict[str, Any] | None:
+        eks = self.client("eks")
+        try:
+            return call(f"describe nodegroup {name!r}", lambda: eks.describe_nodegroup(clusterName=cluster, nodegroupName=name)["nodegroup"])
+        except PermanentError as e:
+            if e.what.endswith("not found"):
+                return None
+            raise
+
+    def create_nodegroup(self, request: dict[str, Any]) -> dict[str, Any]:
+        eks = self.client("eks")
+        return call(f"create nodegroup {request['nodegroupName']!r}", lambda: eks.create_nodegroup(**request)["nodegroup"])
+
+    def update_nodegroup_scaling(self, cluster: str, name: str, scaling: dict[str, int]) -> None:
+        eks = self.client("eks")
+        call(f"scale nodegroup {name!r}", lambda: eks.update_nodegroup_config(clusterName=cluster, nodegroupName=name,
+                                                                               scalingConfig=scaling))
+
+    def delete_nodegroup(self, cluster: str, name: str) -> None:
+        eks = self.client("eks")
+        call(f"delete nodegroup {name!r}", lambda: eks.delete_nodegroup(clusterName=cluster, nodegroupName=name))
+
+    # ---- EC2 / IAM / STS --------------------------------------------------------------------------------
+    def describe_subnets(self, subnet_ids: list[str]) -> list[dict[str, Any]]:
+        ec2 = self.client("ec2")
+        return call("describe the cluster's subnets", lambda: ec2.describe_subnets(SubnetIds=subnet_ids)["Subnets"])
+
+    def describe_route_tables(self, vpc_id: str) -> list[dict[str, Any]]:
+        ec2 = self.client("ec2")
+        return call(f"describe route tables of {vpc_id}", lambda: ec2.describe_route_tables(
+            Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])["RouteTables"])
+
+    def get_role_arn(self, name: str) -> str | None:
+        iam = self.client("iam")
+        try:
+            return call(f"get IAM role {name!r}", lambda: iam.get_role(RoleName=name)["Role"]["Arn"])
+        except PermanentError as e:
+            if e.what.endswith("not found"):
+                return None
+            raise
+
+    def list_role_names(self) -> list[str]:
+        iam = self.client("iam")
+
+        def run() -> list[str]:
+            names: list[str] = []
+            for page in iam.get_paginator("list_roles").paginate():
+                names.extend(r["RoleName"] for r in page["Roles"])
+            return names
+
+        return call("list IAM roles", run)
+
+    def caller_arn(self) -> str:
+        sts = self.client("sts")
+        return call("identify the AWS caller", lambda: sts.get_caller_identity()["Arn"])

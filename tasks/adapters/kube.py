@@ -1,0 +1,155 @@
+"""Kubernetes adapter: the official client, configured from a kubeconfig (the same file helm and kubectl use).
+
+Objects are returned as plain dicts (API field names) so that the pure readiness and drift logic never sees
+client classes. Errors become TransientError (429, 5xx, connection problems) or PermanentError (401, 403,
+invalid requests); a 404 on a read is `None`.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import urllib3.exceptions
+from kubernetes import client, config
+from kubernetes.client.rest import ApiException
+
+from tasks.errors import PermanentError, TransientError
+
+T = TypeVar("T")
+TIMEOUT = (5, 30)  # connect, read
+
+
+def _call(what: str, fn: Callable[[], T], *, missing_ok: bool = False) -> T | None:
+    try:
+        return fn()
+    except ApiException as e:
+        if e.status == 404 and missing_ok:
+            return None
+        body = (e.body or b"")
+        text = body.decode(errors="replace") if isinstance(body, bytes) else str(body)
+        observed = f"HTTP {e.status} {e.reason}: {text[:500]}"
+        if e.status == 429 or (e.status or 0) >= 500:
+            raise TransientError(f"{what}: the Kubernetes API is busy or failing", observed=observed,
+                                 hint="retried automatically") from None
+        if e.status == 401:
+            raise PermanentError(f"{what}: the Kubernetes API rejected our credentials", observed=observed,
+                                 hint="give this IAM principal an EKS access entry with AmazonEKSClusterAdminPolicy "
+                                      "(or an aws-auth mapping); see README, 'Permissions'") from None
+        if e.status == 403:
+            raise PermanentError(f"{what}: forbidden", observed=observed,
+                                 hint="the caller needs cluster-admin rights (EKS access policy AmazonEKSClusterAdminPolicy)") from None
+        raise PermanentError(f"{what}: rejected by the Kubernetes API", observed=observed) from None
+    except (urllib3.exceptions.HTTPError, OSError) as e:
+        raise TransientError(f"{what}: could not reach the Kubernetes API", observed=str(e)[:500],
+                             hint="retried automatically; check that the endpoint is reachable from here") from None
+
+
+@dataclass
+class Kube:
+    """A client bound to one kubeconfig file."""
+
+    kubeconfig: str
+
+    def __post_init__(self) -> None:
+        self.api = config.new_client_from_config(config_file=self.kubeconfig)
+        self.core = client.CoreV1Api(self.api)
+        self.apps = client.AppsV1Api(self.api)
+        self.batch = client.BatchV1Api(self.api)
+        self.ext = client.ApiextensionsV1Api(self.api)
+        self.authz = client.AuthorizationV1Api(self.api)
+        self.custom = client.CustomObjectsApi(self.api)
+
+    def close(self) -> None:
+        self.api.close()
+
+    def __enter__(self) -> Kube:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _dict(self, obj: Any) -> Any:
+        return self.api.sanitize_for_serialization(obj)
+
+    # ---- reads ---------------------------------------------------------------------------------------
+    def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        readers: dict[str, Callable[[], Any]] = {
+            "DaemonSet": lambda: self.apps.read_namespaced_daemon_set(name, namespace, _request_timeout=TIMEOUT),
+            "Deployment": lambda: self.apps.read_namespaced_deployment(name, namespace, _request_timeout=TIMEOUT),
+            "StatefulSet": lambda: self.apps.read_namespaced_stateful_set(name, namespace, _request_timeout=TIMEOUT),
+            "Job": lambda: self.batch.read_namespaced_job(name, namespace, _request_timeout=TIMEOUT),
+            "CronJob": lambda: self.batch.read_namespaced_cron_job(name, namespace, _request_timeout=TIMEOUT),
+            "ConfigMap": lambda: self.core.read_namespaced_config_map(name, namespace, _request_timeout=TIMEOUT),
+            "Namespace": lambda: self.core.read_namespace(name, _request_timeout=TIMEOUT),
+        }
+        if kind not in readers:
+            raise ValueError(f"no reader for kind {kind}")
+        obj = _call(f"read {kind} {namespace}/{name}", readers[kind], missing_ok=True)
+        return None if obj is None else self._dict(obj)
+
+    def list_pods(self, namespace: str, selector: dict[str, str]) -> list[dict[str, Any]]:
+        sel = ",".join(f"{k}={v}" for k, v in selector.items())
+        res = _call(f"list pods {sel} in {namespace}",
+                    lambda: self.core.list_namespaced_pod(namespace, label_selector=sel, _request_timeout=TIMEOUT))
+        return self._dict(res)["items"]
+
+    def list_nodes(self) -> list[dict[str, Any]]:
+        res = _call("list nodes", lambda: self.core.list_node(_request_timeout=TIMEOUT))
+        return self._dict(res)["items"]
+
+    def list_daemonsets(self, namespace: str) -> list[dict[str, Any]]:
+        res = _call(f"list DaemonSets in {namespace}", lambda: self.apps.list_namespaced_daemon_set(namespace, _request_timeout=TIMEOUT))
+        return self._dict(res)["items"]
+
+    def list_events(self, namespace: str, involved_names: list[str] | None = None, limit: int = 10) -> list[dict[str, Any]]:
+        res = _call(f"list events in {namespace}", lambda: self.core.list_namespaced_event(namespace, _request_timeout=TIMEOUT))
+        items = self._dict(res)["items"]
+        if involved_names is not None:
+            wanted = set(involved_names)
+            items = [e for e in items if (e.get("involvedObject") or {}).get("name") in wanted]
+        items.sort(key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
+        return items[-limit:]
+
+    def crd_exists(self, name: str) -> bool:
+        return _call(f"read CRD {name}", lambda: self.ext.read_custom_resource_definition(name, _request_timeout=TIMEOUT),
+                     missing_ok=True) is not None
+
+    def list_custom(self, group: str, version: str, plural: str, namespace: str) -> list[dict[str, Any]] | None:
+        """None when the resource type does not exist (CRD missing)."""
+        res = _call(f"list {plural}.{group} in {namespace}",
+                    lambda: self.custom.list_namespaced_custom_object(group, version, namespace, plural, _request_timeout=TIMEOUT),
+                    missing_ok=True)
+        return None if res is None else list(res.get("items", []))
+
+    def helm_release_secrets(self, namespace: str, release: str) -> list[dict[str, Any]]:
+        """helm's release records (labels carry status and version); cheaper than running helm in a sensor."""
+        res = _call(f"list helm records of {release}", lambda: self.core.list_namespaced_secret(
+            namespace, label_selector=f"owner=helm,name={release}", _request_timeout=TIMEOUT))
+        return [{"metadata": {"name": s["metadata"]["name"], "labels": s["metadata"].get("labels") or {}}}
+                for s in self._dict(res)["items"]]
+
+    def can_i(self, verb: str, resource: str, group: str = "*", namespace: str | None = None) -> tuple[bool, str]:
+        body = client.V1SelfSubjectAccessReview(spec=client.V1SelfSubjectAccessReviewSpec(
+            resource_attributes=client.V1ResourceAttributes(verb=verb, resource=resource, group=group, namespace=namespace)))
+        res = _call("check the caller's permissions (SelfSubjectAccessReview)",
+                    lambda: self.authz.create_self_subject_access_review(body, _request_timeout=TIMEOUT))
+        st = self._dict(res).get("status") or {}
+        return bool(st.get("allowed")), str(st.get("reason") or "")
+
+    def version(self) -> dict[str, Any]:
+        res = _call("read the API server version", lambda: client.VersionApi(self.api).get_code(_request_timeout=TIMEOUT))
+        return self._dict(res)
+
+    # ---- writes --------------------------------------------------------------------------------------
+    def restart_daemonset(self, namespace: str, name: str) -> None:
+        """What `kubectl rollout restart` does: a new template annotation, so every pod is replaced."""
+        now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        body = {"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": now}}}}}
+        _call(f"restart DaemonSet {namespace}/{name}", lambda: self.apps.patch_namespaced_daemon_set(name, namespace, body, _request_timeout=TIMEOUT))
+
+    def delete_daemonset(self, namespace: str, name: str) -> None:
+        _call(f"delete DaemonSet {namespace}/{name}", lambda: self.apps.delete_namespaced_daemon_set(name, namespace, _request_timeout=TIMEOUT),
+              missing_ok=True)

@@ -1,0 +1,117 @@
+"""helm command lines (pure): argv lists, never shell strings; values through files; `-o json` for reads.
+
+Positional arguments are checked once more here (defence in depth behind the stack model): nothing that
+starts with '-' can become a flag, nothing with whitespace or control characters reaches helm.
+"""
+
+from __future__ import annotations
+
+import re
+
+from tasks.errors import ConfigError
+
+_SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@+\-]*$")
+
+
+def _arg(value: str, what: str) -> str:
+    if not isinstance(value, str) or not _SAFE.match(value):
+        raise ConfigError(f"{what} {value!r} cannot be passed to helm",
+                          hint="names and versions may hold letters, digits and . _ / : @ + - and must not start with '-'")
+    return value
+
+
+def _path(value: str, what: str) -> str:
+    if not value or value.startswith("-") or any(c in value for c in "\n\r\0"):
+        raise ConfigError(f"{what} {value!r} cannot be passed to helm", hint="use a plain file path")
+    return value
+
+
+def _kube(kubeconfig: str | None) -> list[str]:
+    return ["--kubeconfig", _path(kubeconfig, "kubeconfig")] if kubeconfig else []
+
+
+def version(helm: str) -> list[str]:
+    return [helm, "version", "--template", "{{.Version}}"]
+
+
+def repo_add(helm: str, name: str, url: str, *, username: str | None = None) -> list[str]:
+    argv = [helm, "repo", "add", _arg(name, "repository name"), _path(url, "repository URL"), "--force-update"]
+    if username:
+        argv += ["--username", _arg(username, "repository user"), "--password-stdin"]
+    return argv
+
+
+def repo_update(helm: str, name: str) -> list[str]:
+    return [helm, "repo", "update", _arg(name, "repository name")]
+
+
+def search_repo(helm: str, chart: str, version: str) -> list[str]:
+    return [helm, "search", "repo", _arg(chart, "chart"), "--version", _arg(version, "chart version"), "-o", "json"]
+
+
+def show_chart(helm: str, chart: str, version: str) -> list[str]:
+    return [helm, "show", "chart", _path(chart, "chart"), "--version", _arg(version, "chart version")]
+
+
+def upgrade_install(
+    helm: str,
+    release: str,
+    chart: str,
+    version: str,
+    namespace: str,
+    values_file: str,
+    *,
+    timeout_seconds: int,
+    create_namespace: bool = False,
+    kubeconfig: str | None = None,
+    dry_run: bool = False,
+    wait: bool = False,
+) -> list[str]:
+    """`helm upgrade --install` as the runbook's `helm install` / `helm upgrade -i`, made idempotent."""
+    argv = [helm, "upgrade", "--install", _arg(release, "release name"), _path(chart, "chart"),
+            "--version", _arg(version, "chart version"), "--namespace", _arg(namespace, "namespace"),
+            "--values", _path(values_file, "values file"), "--timeout", f"{int(timeout_seconds)}s", "-o", "json"]
+    if create_namespace:
+        argv.append("--create-namespace")
+    if wait:
+        argv.append("--wait")
+    if dry_run:
+        argv.append("--dry-run=server")
+    return argv + _kube(kubeconfig)
+
+
+def status(helm: str, release: str, namespace: str, kubeconfig: str | None = None) -> list[str]:
+    return [helm, "status", _arg(release, "release name"), "--namespace", _arg(namespace, "namespace"), "-o", "json"] + _kube(kubeconfig)
+
+
+def get_values(helm: str, release: str, namespace: str, kubeconfig: str | None = None) -> list[str]:
+    return [helm, "get", "values", _arg(release, "release name"), "--namespace", _arg(namespace, "namespace"),
+            "-o", "json"] + _kube(kubeconfig)
+
+
+def list_releases(helm: str, namespace: str, kubeconfig: str | None = None) -> list[str]:
+    """All releases of the namespace in every state (pending and failed included)."""
+    return [helm, "list", "--namespace", _arg(namespace, "namespace"), "--all", "-o", "json"] + _kube(kubeconfig)
+
+
+def history(helm: str, release: str, namespace: str, kubeconfig: str | None = None) -> list[str]:
+    return [helm, "history", _arg(release, "release name"), "--namespace", _arg(namespace, "namespace"),
+            "-o", "json"] + _kube(kubeconfig)
+
+
+def rollback(helm: str, release: str, namespace: str, revision: int, *, timeout_seconds: int,
+             kubeconfig: str | None = None) -> list[str]:
+    return [helm, "rollback", _arg(release, "release name"), str(int(revision)), "--namespace", _arg(namespace, "namespace"),
+            "--timeout", f"{int(timeout_seconds)}s"] + _kube(kubeconfig)
+
+
+def uninstall(helm: str, release: str, namespace: str, *, timeout_seconds: int, kubeconfig: str | None = None) -> list[str]:
+    return [helm, "uninstall", _arg(release, "release name"), "--namespace", _arg(namespace, "namespace"),
+            "--timeout", f"{int(timeout_seconds)}s"] + _kube(kubeconfig)
+
+
+def shell_line(argv: list[str]) -> str:
+    """How to show an argv to a person (for plans and hints); never executed."""
+    import shlex
+
+    return " ".join(shlex.quote(a) for a in argv)

@@ -1,0 +1,117 @@
+"""Preflight verdicts (pure): observed facts about the account and the cluster -> every problem, each with its fix.
+
+Nothing is changed before these pass. All problems are reported together, so one run tells the user
+everything to fix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from tasks import helm_argv
+
+SERVICEMONITOR_CRD = "servicemonitors.monitoring.coreos.com"
+CONFLICTING_ADDONS = ("vpc-cni", "kube-proxy")
+CONFLICTING_DAEMONSETS = ("aws-node", "kube-proxy")
+
+
+@dataclass
+class ReleaseState:
+    name: str
+    namespace: str
+    status: str | None  # None = not installed
+    revision: int | None = None
+    chart_version: str | None = None
+    last_deployed_revision: int | None = None
+
+
+@dataclass
+class ClusterFacts:
+    cluster: str
+    region: str
+    principal: str
+    addons: list[str] | None
+    kube_system_daemonsets: list[str]
+    nodes: list[str]
+    servicemonitor_crd: bool
+    admin_allowed: bool
+    admin_reason: str
+    releases: dict[str, ReleaseState] = field(default_factory=dict)
+    cilium_release: str = "cilium"
+    missing_chart_versions: dict[str, str] = field(default_factory=dict)  # release -> message
+    render_errors: dict[str, str] = field(default_factory=dict)  # release -> helm's message
+    values_errors: list[str] = field(default_factory=list)
+    nodegroup_errors: list[str] = field(default_factory=list)
+
+
+def service_monitor_paths(values: Any, prefix: str = "") -> list[str]:
+    """Paths of `serviceMonitor` blocks that are enabled without `trustCRDsExist` (they need the CRD)."""
+    found: list[str] = []
+    if isinstance(values, dict):
+        for k, v in values.items():
+            path = f"{prefix}.{k}" if prefix else str(k)
+            if k == "serviceMonitor" and isinstance(v, dict) and v.get("enabled") is True and not v.get("trustCRDsExist"):
+                found.append(path)
+            else:
+                found.extend(service_monitor_paths(v, path))
+    return found
+
+
+def recovery_commands(state: ReleaseState, helm: str = "helm") -> list[str]:
+    if state.last_deployed_revision:
+        return [helm_argv.shell_line(helm_argv.rollback(helm, state.name, state.namespace, state.last_deployed_revision,
+                                                        timeout_seconds=600))]
+    return [helm_argv.shell_line(helm_argv.uninstall(helm, state.name, state.namespace, timeout_seconds=600))]
+
+
+def evaluate(facts: ClusterFacts, rendered_values: dict[str, dict[str, Any]]) -> list[str]:
+    problems: list[str] = []
+    present_addons = [a for a in (facts.addons or []) if a in CONFLICTING_ADDONS]
+    if present_addons:
+        problems.append(
+            f"EKS managed add-on(s) {', '.join(present_addons)} are installed: they conflict with Cilium (ENI IPAM and "
+            f"kube-proxy replacement). Fix: `aws eks delete-addon --cluster-name {facts.cluster} --addon-name NAME "
+            f"--region {facts.region}` for each, or recreate the cluster with addonsConfig.disableDefaultAddons: true")
+    present_ds = [d for d in facts.kube_system_daemonsets if d in CONFLICTING_DAEMONSETS]
+    if present_ds:
+        problems.append(
+            f"DaemonSet(s) kube-system/{', kube-system/'.join(present_ds)} exist: the cluster was created with default "
+            f"add-ons. Fix: `kubectl -n kube-system delete daemonset {' '.join(present_ds)}` (on a cluster without "
+            "workloads) or recreate it with addonsConfig.disableDefaultAddons: true")
+    cilium = facts.releases.get(facts.cilium_release)
+    cilium_installed = cilium is not None and cilium.status == "deployed"
+    if facts.nodes and not cilium_installed:
+        shown = ", ".join(facts.nodes[:5]) + (" ..." if len(facts.nodes) > 5 else "")
+        problems.append(
+            f"{len(facts.nodes)} node(s) already exist ({shown}) but Cilium is not installed: a node initialised by "
+            "another CNI keeps it. Fix: delete those nodegroups (and their nodes) before the install; they are "
+            "replaced by the stack's nodegroup once Cilium is in place")
+    if not facts.servicemonitor_crd:
+        paths = sorted({p for v in rendered_values.values() for p in service_monitor_paths(v)})
+        if paths:
+            problems.append(
+                f"the ServiceMonitor CRD ({SERVICEMONITOR_CRD}) is missing but the values enable ServiceMonitors at "
+                f"{', '.join(paths)}. Fix: install the Prometheus operator CRDs first, e.g. `helm install prometheus-operator-crds "
+                "prometheus-community/prometheus-operator-crds`, or set each path's trustCRDsExist: true")
+    if not facts.admin_allowed:
+        problems.append(
+            f"the caller {facts.principal} is not cluster-admin in {facts.cluster} (SelfSubjectAccessReview for '*' on '*' "
+            f"was denied{': ' + facts.admin_reason if facts.admin_reason else ''}). Fix: `aws eks create-access-entry "
+            f"--cluster-name {facts.cluster} --principal-arn {facts.principal}` and `aws eks associate-access-policy "
+            f"--cluster-name {facts.cluster} --principal-arn {facts.principal} --access-scope type=cluster --policy-arn "
+            "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy`")
+    for name, state in facts.releases.items():
+        if state.status and state.status.startswith("pending-"):
+            problems.append(
+                f"release {name} in {state.namespace} is stuck in {state.status} (revision {state.revision}) from an "
+                f"interrupted run. Fix: {' ; '.join(recovery_commands(state))} and run again")
+        elif state.status == "uninstalling":
+            problems.append(f"release {name} in {state.namespace} is being uninstalled; wait for it to finish and run again")
+    for name, msg in facts.missing_chart_versions.items():
+        problems.append(f"release {name}: {msg}")
+    for name, msg in facts.render_errors.items():
+        problems.append(f"release {name}: the chart does not render with these values against this cluster: {msg}")
+    problems.extend(facts.values_errors)
+    problems.extend(facts.nodegroup_errors)
+    return problems

@@ -1,0 +1,100 @@
+"""The verification report (pure): the runbook's "expected output" as checks with expected and observed values,
+rendered as a markdown table for the Prefect UI and as structured data for the API and the CLI."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from tasks import readiness
+from tasks.model import Stack
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    expected: str
+    observed: str
+    ok: bool
+
+
+@dataclass
+class Observed:
+    """What the verifier read from the cluster (filled by the task)."""
+
+    nodes: list[dict[str, Any]]
+    workloads: dict[tuple[str, str], readiness.Verdict]  # (release, role) -> verdict
+    agent_pods: dict[str, list[dict[str, Any]]]  # release -> pods of its per-node workloads' agent
+    service_monitors: dict[str, list[str] | None]  # namespace -> names (None = CRD missing)
+    kube_system_daemonsets: list[str]
+    releases: dict[str, dict[str, Any]]  # release -> {"status":..., "version":...}
+
+
+def _running_ready(p: dict[str, Any]) -> bool:
+    st = p.get("status") or {}
+    return st.get("phase") == "Running" and any(c.get("type") == "Ready" and c.get("status") == "True"
+                                                for c in st.get("conditions") or [])
+
+
+ROLE_TITLES = {"agent": "agent pods", "envoy": "Envoy", "operator": "operator", "relay": "Hubble Relay",
+               "timescape": "Hubble Timescape", "certs": "Hubble certificate Job", "dnsproxy": "DNS proxy"}
+
+
+def build_checks(stack: Stack, expected_nodes: int, obs: Observed) -> list[Check]:
+    checks: list[Check] = []
+    ready_nodes = [n for n in obs.nodes if readiness.node_ready(n)]
+    checks.append(Check("nodes Ready", f"{expected_nodes} Ready", f"{len(ready_nodes)} Ready of {len(obs.nodes)}",
+                        len(ready_nodes) >= expected_nodes))
+    node_names = {n["metadata"]["name"] for n in ready_nodes}
+    for rname, rel in stack.releases.items():
+        if not rel.enabled:
+            continue
+        state = obs.releases.get(rname) or {}
+        checks.append(Check(f"{rname}: release", f"deployed, chart {rel.version}",
+                            f"{state.get('status', 'not installed')}, chart {state.get('version', '-')}",
+                            state.get("status") == "deployed" and str(state.get("version", "")).lstrip("v") == rel.version.lstrip("v")))
+        for w in rel.workloads:
+            v = obs.workloads.get((rname, w.role))
+            title = f"{rname}: {ROLE_TITLES.get(w.role, w.role)} ({w.kind.value} {w.name})"
+            expected = {"DaemonSet": "rolled out on every node", "Deployment": "all replicas available",
+                        "Job": "complete", "StatefulSet": "all replicas ready"}[w.kind.value]
+            checks.append(Check(title, expected, v.summary if v else "not checked", bool(v and v.ready)))
+            if w.per_node and w.kind.value == "DaemonSet":
+                pods = [p for p in obs.agent_pods.get(f"{rname}/{w.role}", []) if _running_ready(p)]
+                per_node = {p["spec"].get("nodeName") for p in pods}
+                one_each = node_names <= per_node and len(pods) == len(per_node)
+                checks.append(Check(f"{rname}: one {w.name} pod Running per node", f"{len(node_names)} (one per Ready node)",
+                                    f"{len(pods)} Running on {len(per_node & node_names)} of {len(node_names)} nodes",
+                                    one_each and bool(node_names)))
+        if rel.service_monitors:
+            present = obs.service_monitors.get(rel.namespace)
+            missing = sorted(set(rel.service_monitors) - set(present or []))
+            checks.append(Check(f"{rname}: ServiceMonitors", ", ".join(rel.service_monitors),
+                                "CRD missing" if present is None else ("all present" if not missing else f"missing {', '.join(missing)}"),
+                                present is not None and not missing))
+    conflicting = [d for d in obs.kube_system_daemonsets if d in ("aws-node", "kube-proxy")]
+    checks.append(Check("no aws-node / kube-proxy", "absent", ", ".join(conflicting) or "absent", not conflicting))
+    return checks
+
+
+def markdown(title: str, checks: list[Check], extra: list[str] | None = None) -> str:
+    ok = all(c.ok for c in checks)
+    lines = [f"# {title}", "", f"**{'All checks passed' if ok else 'Some checks failed'}** "
+             f"({sum(c.ok for c in checks)}/{len(checks)})", "", "| | check | expected | observed |", "|---|---|---|---|"]
+    for c in checks:
+        lines.append(f"| {'✅' if c.ok else '❌'} | {c.name} | {c.expected} | {c.observed} |")
+    if extra:
+        lines += ["", *extra]
+    return "\n".join(lines)
+
+
+def text_table(checks: list[Check]) -> str:
+    w1 = max(len(c.name) for c in checks)
+    w2 = max(len(c.expected) for c in checks)
+    rows = [f"{'':4} {'CHECK':<{w1}}  {'EXPECTED':<{w2}}  OBSERVED"]
+    rows += [f"{'ok' if c.ok else 'FAIL':<4} {c.name:<{w1}}  {c.expected:<{w2}}  {c.observed}" for c in checks]
+    return "\n".join(rows)
+
+
+def as_dicts(checks: list[Check]) -> list[dict[str, Any]]:
+    return [asdict(c) for c in checks]
