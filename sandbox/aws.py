@@ -64,6 +64,10 @@ class AwsSandbox:
         self._server.start()
         host, real_port = self._server.get_host_and_port()
         self.endpoint_url = f"http://{host}:{real_port}"
+        # moto keeps its backends per process: a second sandbox in the same process starts from a clean account.
+        import urllib.request
+
+        urllib.request.urlopen(urllib.request.Request(self.endpoint_url + "/moto-api/reset", method="POST"), timeout=10).read()
         return self.endpoint_url
 
     def stop(self) -> None:

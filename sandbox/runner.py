@@ -253,7 +253,10 @@ class Sandbox:
     # ---- control API -------------------------------------------------------------------------------------------
     def _control_routes(self, app: web.Application) -> None:
         r = app.router
-        r.add_get("/charts/index.yaml", lambda _: web.Response(text=self.repo.index_yaml(), content_type="text/yaml"))
+        async def index(_: web.Request) -> web.Response:
+            return web.Response(text=self.repo.index_yaml(), content_type="text/yaml")
+
+        r.add_get("/charts/index.yaml", index)
         r.add_get("/charts/{file}", self._chart_file)
         r.add_get("/_sandbox/status", self._status)
         r.add_post("/_sandbox/clusters/{name}/faults", self._add_fault)

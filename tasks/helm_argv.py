@@ -89,9 +89,17 @@ def get_values(helm: str, release: str, namespace: str, kubeconfig: str | None =
             "-o", "json"] + _kube(kubeconfig)
 
 
-def list_releases(helm: str, namespace: str, kubeconfig: str | None = None) -> list[str]:
-    """All releases of the namespace in every state (pending and failed included)."""
-    return [helm, "list", "--namespace", _arg(namespace, "namespace"), "--all", "-o", "json"] + _kube(kubeconfig)
+def list_releases(helm: str, namespace: str, kubeconfig: str | None = None, *, helm_major: int = 3) -> list[str]:
+    """All releases of the namespace in every state (pending and failed included): helm 3 needs `--all`,
+    helm 4 lists every state by default and no longer knows the flag."""
+    flags = ["--all"] if helm_major < 4 else []
+    return [helm, "list", "--namespace", _arg(namespace, "namespace"), *flags, "-o", "json"] + _kube(kubeconfig)
+
+
+def get_metadata(helm: str, release: str, namespace: str, kubeconfig: str | None = None) -> list[str]:
+    """Chart name and version, revision and status of the release (`helm status` has no chart in its JSON)."""
+    return [helm, "get", "metadata", _arg(release, "release name"), "--namespace", _arg(namespace, "namespace"),
+            "-o", "json"] + _kube(kubeconfig)
 
 
 def history(helm: str, release: str, namespace: str, kubeconfig: str | None = None) -> list[str]:

@@ -60,6 +60,7 @@ class Ctx:
     workdir: Path
     helm_binary: str
     helm_env: dict[str, str] = field(default_factory=dict)
+    helm_major: int = 3
 
     # Files the steps write live at fixed places in the run's private directory, so no task needs to hand
     # state to another through a mutated object (tasks run in threads and may see copies of this context).
@@ -214,7 +215,7 @@ def release_states(ctx: Ctx) -> dict[str, preflight.ReleaseState]:
     states: dict[str, preflight.ReleaseState] = {}
     for ns in sorted({r.namespace for r in ctx.stack.releases.values()}):
         try:
-            listed = helm.run_json(helm_argv.list_releases(ctx.helm_binary, ns, ctx.kubeconfig), what=f"list releases in {ns}") or []
+            listed = helm.run_json(helm_argv.list_releases(ctx.helm_binary, ns, ctx.kubeconfig, helm_major=ctx.helm_major), what=f"list releases in {ns}") or []
         except CommandError:
             listed = []
         for item in listed:
@@ -361,19 +362,28 @@ def run_preflight(ctx: Ctx, cluster: dict[str, Any], rendered: RenderedStack) ->
 
 
 # ---- helm releases --------------------------------------------------------------------------------------
-def _desired_unchanged(ctx: Ctx, name: str, rel: Release, desired: dict[str, Any]) -> tuple[bool, dict[str, Any] | None]:
+def live_release(ctx: Ctx, name: str, rel: Release) -> dict[str, Any] | None:
+    """{"status", "version", "revision", "config"} of the deployed release, None when it is not installed."""
+    helm = ctx.helm()
     try:
-        status = ctx.helm().run_json(helm_argv.status(ctx.helm_binary, name, rel.namespace, ctx.kubeconfig),
-                                     what=f"status of {name}")
+        meta = helm.run_json(helm_argv.get_metadata(ctx.helm_binary, name, rel.namespace, ctx.kubeconfig),
+                             what=f"metadata of release {name}") or {}
     except CommandError as e:
         if "not found" in e.stderr:
-            return False, None
+            return None
         raise
-    info = (status or {}).get("info") or {}
-    version = (((status or {}).get("chart") or {}).get("metadata") or {}).get("version")
-    same = info.get("status") == "deployed" and str(version).lstrip("v") == rel.version.lstrip("v") \
-        and not diff_values((status or {}).get("config") or {}, desired)
-    return same, status
+    config = helm.run_json(helm_argv.get_values(ctx.helm_binary, name, rel.namespace, ctx.kubeconfig),
+                           what=f"values of release {name}") or {}
+    return {"status": meta.get("status"), "version": meta.get("version"), "revision": meta.get("revision"), "config": config}
+
+
+def _desired_unchanged(ctx: Ctx, name: str, rel: Release, desired: dict[str, Any]) -> tuple[bool, dict[str, Any] | None]:
+    live = live_release(ctx, name, rel)
+    if live is None:
+        return False, None
+    same = live["status"] == "deployed" and str(live["version"]).lstrip("v") == rel.version.lstrip("v") \
+        and not diff_values(live["config"], desired)
+    return same, live
 
 
 @task(name="install_release", **RETRYING)
@@ -384,8 +394,8 @@ def install_release(ctx: Ctx, name: str, rendered: RenderedStack) -> dict[str, A
     same, status = _desired_unchanged(ctx, name, rel, rendered.values[name])
     if same and status is not None:
         logger.info("release %s: %s %s already deployed with the desired values (revision %s); nothing to do",
-                    name, rel.chart, rel.version, status.get("version"))
-        return {"release": name, "action": "unchanged", "revision": status.get("version"), "version": rel.version}
+                    name, rel.chart, rel.version, status.get("revision"))
+        return {"release": name, "action": "unchanged", "revision": status.get("revision"), "version": rel.version}
     argv = helm_argv.upgrade_install(ctx.helm_binary, name, rel.chart, rel.version, rel.namespace, ctx.values_file(name),
                                      timeout_seconds=rel.timeout_seconds, create_namespace=rel.create_namespace,
                                      kubeconfig=ctx.kubeconfig)
@@ -537,8 +547,10 @@ def prepare_context(stack: Stack, options: RunOptions, project_root: Path) -> Ct
     if not config_dir.is_absolute():
         config_dir = project_root / config_dir
     env = {k: v for k, v in os.environ.items() if k.startswith("HELM_")}
-    return Ctx(stack=stack, options=options, config_dir=config_dir, workdir=private_dir(), helm_binary=find_helm(),
-               helm_env=env)
+    helm = Helm(find_helm(), env)
+    major = helm.check_version()[0]
+    return Ctx(stack=stack, options=options, config_dir=config_dir, workdir=private_dir(), helm_binary=helm.binary,
+               helm_env=env, helm_major=major)
 
 
 # ---- verification and plans ------------------------------------------------------------------------------------
@@ -609,7 +621,7 @@ def plan_install(ctx: Ctx, rendered: RenderedStack, pre: dict[str, Any]) -> dict
         elif same:
             action, changes = "unchanged", []
         else:
-            live_version = (((status.get("chart") or {}).get("metadata") or {}).get("version"))
+            live_version = status.get("version")
             changes = [str(d) for d in diff_values(status.get("config") or {}, rendered.values[name])]
             if str(live_version).lstrip("v") != rel.version.lstrip("v"):
                 changes.insert(0, f"chart version: live {live_version} -> desired {rel.version}")

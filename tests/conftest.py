@@ -42,3 +42,49 @@ def runbook_text() -> str:
     if not RUNBOOK.exists():
         pytest.fail(f"runbook not found at {RUNBOOK}; set EKS_CILIUM_SHARED to the shared/ directory")
     return RUNBOOK.read_text()
+
+
+# ---- sandbox and tool fixtures ------------------------------------------------------------------------------
+TOOLS = ROOT / ".tools" / "bin"
+HELMS = {"helm3": TOOLS / "helm3", "helm4": TOOLS / "helm4"}
+
+
+def tool_env(home: Path) -> dict[str, str]:
+    """An isolated HOME, kube cache and helm homes (helm and kubectl cache discovery per host:port)."""
+    return {"HOME": str(home), "KUBECACHEDIR": str(home / "kubecache"), "HELM_CONFIG_HOME": str(home / "helm-config"),
+            "HELM_CACHE_HOME": str(home / "helm-cache"), "HELM_DATA_HOME": str(home / "helm-data")}
+
+
+@pytest.fixture
+def isolated_tools(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    home.mkdir()
+    for k, v in tool_env(home).items():
+        monkeypatch.setenv(k, v)
+    return home
+
+
+@pytest.fixture(params=["helm3", "helm4"])
+def helm_binary(request, monkeypatch):
+    path = HELMS[request.param]
+    if not path.exists():
+        pytest.fail(f"{path} is missing: run scripts/bootstrap")
+    monkeypatch.setenv("EKS_CILIUM_HELM", str(path))
+    return str(path)
+
+
+def start_sandbox(tmp_path: Path, monkeypatch, **config):
+    from sandbox.runner import Sandbox, SandboxConfig
+
+    sb = Sandbox(SandboxConfig(state_dir=tmp_path / "sandbox", **config)).start()
+    for k, v in sb.env().items():
+        if k != "KUBECONFIG":
+            monkeypatch.setenv(k, v)
+    return sb
+
+
+@pytest.fixture
+def sandbox(tmp_path, monkeypatch, isolated_tools):
+    sb = start_sandbox(tmp_path, monkeypatch)
+    yield sb
+    sb.stop()

@@ -140,13 +140,22 @@ class Emulator:
 
     def _routes(self) -> None:
         r = self.app.router
-        r.add_get("/version", lambda _: self._json(SERVER_VERSION))
-        r.add_get("/version/", lambda _: self._json(SERVER_VERSION))
+        def static(body: Any) -> Any:
+            async def handler(_: web.Request) -> web.Response:
+                return self._json(body() if callable(body) else body)
+
+            return handler
+
+        async def ok(_: web.Request) -> web.Response:
+            return web.Response(text="ok")
+
+        r.add_get("/version", static(SERVER_VERSION))
+        r.add_get("/version/", static(SERVER_VERSION))
         for p in ("/healthz", "/livez", "/readyz"):
-            r.add_get(p, lambda _: web.Response(text="ok"))
-        r.add_get("/api", lambda _: self._json(self.registry.api_versions()))
-        r.add_get("/apis", lambda _: self._json(self.registry.api_group_list()))
-        r.add_get("/openapi/v3", lambda _: self._json(self.registry.openapi_index()))
+            r.add_get(p, ok)
+        r.add_get("/api", static(self.registry.api_versions))
+        r.add_get("/apis", static(self.registry.api_group_list))
+        r.add_get("/openapi/v3", static(self.registry.openapi_index))
         r.add_get("/openapi/v3/{path:.*}", self._openapi_doc)
         r.add_route("*", "/api/{tail:.*}", self._resource)
         r.add_route("*", "/apis/{tail:.*}", self._resource)
