@@ -78,15 +78,14 @@ def _wait_all(futures: list[PrefectFuture[Any]], scope: str) -> None:
             if (wrapped.done() if wrapped is not None else f.state.is_final()):
                 state = f.state
                 pending.remove(f)
-                if state.is_failed() or state.is_crashed():
-                    if first_error is None:
-                        try:
-                            f.result()
-                        except BaseException as e:  # re-raised below, after cleanup
-                            first_error = e
-                        stopped = cancel_scope(scope)
-                        for argv in stopped:
-                            logger.warning("stopped `%s` because an earlier step failed", argv)
+                if (state.is_failed() or state.is_crashed()) and first_error is None:
+                    try:
+                        f.result()
+                    except BaseException as e:  # re-raised below, after cleanup
+                        first_error = e
+                    stopped = cancel_scope(scope)
+                    for argv in stopped:
+                        logger.warning("stopped `%s` because an earlier step failed", argv)
         time.sleep(0.05)
     if first_error is not None:
         raise first_error
@@ -106,7 +105,7 @@ def install_stack(stack: Stack | None = None, options: RunOptions | None = None)
     validate_stack(ctx)
     cluster_f = discover_endpoint.submit(ctx)
     access_f = prepare_cluster_access.submit(ctx, cluster_f)
-    rendered_f = render_values.submit(ctx, cluster_f, wait_for=[access_f])
+    rendered_f = render_values.submit(ctx, cluster_f, wait_for=[access_f])  # type: ignore[call-overload]
     repo_f = add_chart_repository.submit(ctx, wait_for=[rendered_f])
     pre_f = run_preflight.submit(ctx, cluster_f, rendered_f, wait_for=[access_f, repo_f])
     _wait_all([cluster_f, access_f, rendered_f, repo_f, pre_f], str(ctx.workdir))
@@ -161,7 +160,7 @@ def run_install(stack: Stack | None, options: RunOptions) -> dict[str, Any]:
     """Run the flow and return its structured result, or raise the flow's error (used by the CLI)."""
     state = install_stack(stack=stack, options=options, return_state=True)
     if state.is_completed():
-        return state.result()  # type: ignore[no-any-return]
+        return state.result()
     try:
         state.result()
     except EksCiliumError:

@@ -156,8 +156,8 @@ class AwsSandbox:
                 return []
             out = []
             for ng in list(c.nodegroups.values()):
-                if ng.status in ("DELETING", "CREATE_FAILED"):
-                    continue
+                if ng.status == "DELETING":
+                    continue  # a failed nodegroup keeps its instances, as in EKS; only deletion removes them
                 created = self.nodegroup_created.setdefault((cluster, ng.nodegroup_name), time.time())
                 out.append({"name": ng.nodegroup_name, "desired": int(ng.scaling_config.get("desiredSize", 0)),
                             "instance_type": (ng.instance_types or ["m5.large"])[0], "labels": dict(ng.labels or {}),
@@ -232,7 +232,7 @@ def _patch_moto(sandbox: AwsSandbox) -> None:
                 cluster.status = "ACTIVE"
         if cluster.status != "ACTIVE":
             # EKS shows the endpoint and certificate authority only once the cluster is ACTIVE.
-            shown = copy.copy(cluster)
+            shown: Any = copy.copy(cluster)
             shown.endpoint = None
             shown.certificate_authority = None
             return shown

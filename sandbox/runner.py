@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import threading
@@ -21,7 +22,7 @@ from aiohttp import web
 
 from sandbox.aws import FAKE_CREDENTIALS, AwsSandbox, ClusterBehaviour, NodegroupBehaviour
 from sandbox.chartrepo import ChartRepo
-from sandbox.kube.controllers import Controllers, NodegroupView, PodPolicy, SimConfig
+from sandbox.kube.controllers import Controllers, NodegroupView, PodPolicy, SimConfig, node_ready
 from sandbox.kube.server import Emulator, FaultRule
 from sandbox.tls import make_certs
 
@@ -130,7 +131,7 @@ class Sandbox:
         emu = Emulator(name)
         emu.access.static_tokens.add(STATIC_TOKEN)
         handle = ClusterHandle(name, emu, Controllers(emu, self.config.sim, self._nodegroup_source(name)))
-        handle.controllers.on_reconciled = lambda h=handle: self._report_ready(h)  # type: ignore[attr-defined]
+        handle.controllers.on_reconciled = lambda: self._report_ready(handle)
         runner = web.AppRunner(emu.app, access_log=None, shutdown_timeout=1.0)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=self.certs.server_context())
@@ -172,10 +173,8 @@ class Sandbox:
                     await r.cleanup()
 
             fut = asyncio.run_coroutine_threadsafe(shutdown(), self.loop)
-            try:
+            with contextlib.suppress(Exception):  # best effort: the loop is stopped below either way
                 fut.result(15)
-            except Exception:  # best effort: the loop is stopped below either way
-                pass
             self.loop.call_soon_threadsafe(self.loop.stop)
             if self._thread:
                 self._thread.join(10)
@@ -286,7 +285,7 @@ class Sandbox:
         for name, h in self.clusters.items():
             nodes = h.emulator.store.list(("", "nodes"))
             out[name] = {"port": h.port, "requests": h.emulator.request_count, "objects": sum(len(b) for b in h.emulator.store.objects.values()),
-                         "nodes": len(nodes), "ready_nodes": sum(1 for n in nodes if any(c["type"] == "Ready" and c["status"] == "True" for c in n["status"].get("conditions") or [])),
+                         "nodes": len(nodes), "ready_nodes": sum(1 for n in nodes if node_ready(n)),
                          "faults": [asdict(f) for f in h.emulator.faults if f.count != 0],
                          "pod_policies": [asdict(p) for p in h.controllers.config.pod_policies]}
         return web.json_response({"clusters": out, "aws_endpoint": self.aws.endpoint_url, "chart_repo": self.chart_repo_url})

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 
 class EksCiliumError(Exception):
@@ -27,7 +28,7 @@ class EksCiliumError(Exception):
             parts.append(f"next: {self.hint}")
         return "\n  ".join(parts)
 
-    def __reduce__(self):  # type: ignore[no-untyped-def]
+    def __reduce__(self) -> tuple[Any, ...]:
         # Keyword-only constructor: make instances survive pickling (Prefect persists task exceptions).
         return (_rebuild, (type(self), self.__dict__.copy()))
 

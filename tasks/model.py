@@ -8,7 +8,7 @@ anything runs (no leading dashes, Kubernetes name rules, semantic versions).
 from __future__ import annotations
 
 import re
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -37,7 +37,7 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Component(str, Enum):
+class Component(StrEnum):
     """What a release is, independent of the name it is installed under."""
 
     cilium = "cilium"
@@ -45,14 +45,14 @@ class Component(str, Enum):
     dnsproxy = "dnsproxy"
 
 
-class WorkloadKind(str, Enum):
+class WorkloadKind(StrEnum):
     DaemonSet = "DaemonSet"
     Deployment = "Deployment"
     Job = "Job"
     StatefulSet = "StatefulSet"
 
 
-class TaintEffect(str, Enum):
+class TaintEffect(StrEnum):
     NO_SCHEDULE = "NO_SCHEDULE"
     NO_EXECUTE = "NO_EXECUTE"
     PREFER_NO_SCHEDULE = "PREFER_NO_SCHEDULE"

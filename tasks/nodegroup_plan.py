@@ -42,8 +42,9 @@ class NodegroupPlan:
 def plan_nodegroup(doc: Any, stack: Stack, source: str = "nodegroup file") -> NodegroupPlan:
     """Validate the eksctl file against the stack and map it; ConfigError names the key path."""
     if not isinstance(doc, dict) or doc.get("kind") != "ClusterConfig" or not str(doc.get("apiVersion", "")).startswith("eksctl.io/"):
+        shown = doc if isinstance(doc, dict) else {}
         raise ConfigError(f"{source}: not an eksctl ClusterConfig",
-                          observed=f"apiVersion={doc.get('apiVersion') if isinstance(doc, dict) else None!r}, kind={doc.get('kind') if isinstance(doc, dict) else None!r}",
+                          observed=f"apiVersion={shown.get('apiVersion')!r}, kind={shown.get('kind')!r}",
                           hint="use the runbook's nodegroup.yaml (apiVersion: eksctl.io/v1alpha5, kind: ClusterConfig)")
     meta = doc.get("metadata") or {}
     if meta.get("name") != stack.cluster.name:

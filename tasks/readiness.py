@@ -87,7 +87,7 @@ def nodes(node_list: list[dict[str, Any]], *, expected: int, nodegroup: str | No
     not_ready = []
     for n in members:
         if not node_ready(n):
-            c = next((c for c in (n.get("status") or {}).get("conditions") or [] if c.get("type") == "Ready"), {})
+            c: dict[str, Any] = next((c for c in (n.get("status") or {}).get("conditions") or [] if c.get("type") == "Ready"), {})
             not_ready.append(f"{n['metadata']['name']}: {c.get('reason', 'NotReady')} {c.get('message', '')}".strip())
     summary = f"{len(ready)}/{expected} nodes Ready ({len(members)} registered)"
     return Verdict(len(ready) >= expected, summary, details=not_ready)

@@ -6,10 +6,12 @@ their own deadline (tasks.sensing.wait_until), log progress and keep a progress 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,8 +48,14 @@ def retry_transient(task: Any, task_run: Any, state: Any) -> bool:
     return False
 
 
-RETRYING = {"retries": 3, "retry_delay_seconds": [1, 3, 10], "retry_condition_fn": retry_transient, "cache_policy": NO_CACHE}
-SENSOR = {"cache_policy": NO_CACHE}
+def step(name: str) -> Any:
+    """A task that touches AWS or the cluster: uncached, retried on transient errors only."""
+    return task(name=name, retries=3, retry_delay_seconds=[1, 3, 10], retry_condition_fn=retry_transient, cache_policy=NO_CACHE)
+
+
+def sensor(name: str) -> Any:
+    """A polling task: uncached, no retries (it enforces its own deadline and tolerates transient errors)."""
+    return task(name=name, cache_policy=NO_CACHE)
 
 
 @dataclass
@@ -101,11 +109,9 @@ def _progress(what: str) -> Any:
 
     def on_progress(v: Verdict, elapsed: float) -> None:
         logger.info("%s: %s (%.1f s)", what, v.summary, elapsed)
-        if artifact_id is not None:
-            try:
+        if isinstance(artifact_id, uuid.UUID):
+            with contextlib.suppress(Exception):
                 update_progress_artifact(artifact_id=artifact_id, progress=100.0 if v.ready else min(95.0, 5.0 + elapsed))
-            except Exception:
-                pass
 
     return on_progress
 
@@ -134,7 +140,7 @@ def validate_stack(ctx: Ctx) -> RenderedStack:
     return rendered
 
 
-@task(name="discover_endpoint", **SENSOR)
+@sensor("discover_endpoint")
 def discover_endpoint(ctx: Ctx) -> dict[str, Any]:
     """Sensor: DescribeCluster until ACTIVE with an endpoint; FAILED/DELETING and unknown clusters fail fast."""
     aws = ctx.aws()
@@ -155,7 +161,7 @@ def discover_endpoint(ctx: Ctx) -> dict[str, Any]:
             "vpc": (seen.get("resourcesVpcConfig") or {}).get("vpcId"), "version": seen.get("version")}
 
 
-@task(name="prepare_cluster_access", **RETRYING)
+@step("prepare_cluster_access")
 def prepare_cluster_access(ctx: Ctx, cluster: dict[str, Any]) -> str:
     """A 0600 kubeconfig whose user is the EKS exec credential plugin; checks the API answers."""
     cfg = exec_kubeconfig(ctx.stack.cluster.name, ctx.stack.cluster.region, cluster["endpoint"], cluster["ca"])
@@ -187,7 +193,7 @@ def _repo_credentials(ctx: Ctx) -> tuple[str | None, str | None]:
     from prefect.blocks.system import Secret
 
     try:
-        value = Secret.load(block).get()
+        value: Any = Secret.load(block).get()  # type: ignore[union-attr]
     except ValueError as e:
         raise ConfigError(f"Prefect Secret block {block!r} could not be loaded", observed=str(e),
                           hint=f"create it: Secret(value={{'username': ..., 'password': ...}}).save({block!r})") from None
@@ -197,7 +203,7 @@ def _repo_credentials(ctx: Ctx) -> tuple[str | None, str | None]:
     return str(value["username"]), str(value["password"])
 
 
-@task(name="add_chart_repository", **RETRYING)
+@step("add_chart_repository")
 def add_chart_repository(ctx: Ctx) -> str:
     repo = ctx.stack.chart_repository
     user, password = _repo_credentials(ctx)
@@ -215,7 +221,8 @@ def release_states(ctx: Ctx) -> dict[str, preflight.ReleaseState]:
     states: dict[str, preflight.ReleaseState] = {}
     for ns in sorted({r.namespace for r in ctx.stack.releases.values()}):
         try:
-            listed = helm.run_json(helm_argv.list_releases(ctx.helm_binary, ns, ctx.kubeconfig, helm_major=ctx.helm_major), what=f"list releases in {ns}") or []
+            argv = helm_argv.list_releases(ctx.helm_binary, ns, ctx.kubeconfig, helm_major=ctx.helm_major)
+            listed = helm.run_json(argv, what=f"list releases in {ns}") or []
         except CommandError:
             listed = []
         for item in listed:
@@ -302,7 +309,7 @@ def resolve_nodegroup(ctx: Ctx, plan: NodegroupPlan, cluster: dict[str, Any]) ->
     return create_nodegroup_request(plan, ctx.stack.cluster.name, subnets, role), []
 
 
-@task(name="run_preflight", **RETRYING)
+@step("run_preflight")
 def run_preflight(ctx: Ctx, cluster: dict[str, Any], rendered: RenderedStack) -> dict[str, Any]:
     """Every check that must pass before anything changes; all problems are reported together."""
     logger = get_run_logger()
@@ -386,7 +393,7 @@ def _desired_unchanged(ctx: Ctx, name: str, rel: Release, desired: dict[str, Any
     return same, live
 
 
-@task(name="install_release", **RETRYING)
+@step("install_release")
 def install_release(ctx: Ctx, name: str, rendered: RenderedStack) -> dict[str, Any]:
     """`helm upgrade --install` unless the release already runs the desired version and values."""
     rel = ctx.stack.releases[name]
@@ -408,7 +415,7 @@ def install_release(ctx: Ctx, name: str, rendered: RenderedStack) -> dict[str, A
     return {"release": name, "action": "installed" if status is None else "upgraded", "revision": revision, "version": rel.version}
 
 
-@task(name="wait_for_cilium_objects", **SENSOR)
+@sensor("wait_for_cilium_objects")
 def wait_for_cilium_objects(ctx: Ctx) -> dict[str, Any]:
     """Sensor: the Cilium DaemonSet and ConfigMap exist (helm has applied the chart's objects). The nodegroup
     waits only for this, not for the helm install, which cannot finish before nodes exist (design hazard 1)."""
@@ -434,7 +441,7 @@ def wait_for_cilium_objects(ctx: Ctx) -> dict[str, Any]:
 
 
 # ---- nodegroup --------------------------------------------------------------------------------------------
-@task(name="create_nodegroup", **RETRYING)
+@step("create_nodegroup")
 def create_nodegroup(ctx: Ctx, rendered: RenderedStack, pre: dict[str, Any]) -> dict[str, Any]:
     plan = rendered.nodegroup
     aws = ctx.aws()
@@ -461,7 +468,7 @@ def create_nodegroup(ctx: Ctx, rendered: RenderedStack, pre: dict[str, Any]) -> 
     return {"nodegroup": plan.name, "action": "created", "status": "CREATING"}
 
 
-@task(name="wait_for_nodegroup_active", **SENSOR)
+@sensor("wait_for_nodegroup_active")
 def wait_for_nodegroup_active(ctx: Ctx, rendered: RenderedStack) -> dict[str, Any]:
     """Sensor: nodegroup ACTIVE; CREATE_FAILED / DEGRADED fail at once with the health issues (the boto3 waiter
     would ignore DEGRADED and wait 40 minutes)."""
@@ -475,7 +482,7 @@ def wait_for_nodegroup_active(ctx: Ctx, rendered: RenderedStack) -> dict[str, An
     return {"nodegroup": name, "status": "ACTIVE"}
 
 
-@task(name="wait_for_nodes_ready", **SENSOR)
+@sensor("wait_for_nodes_ready")
 def wait_for_nodes_ready(ctx: Ctx, rendered: RenderedStack) -> dict[str, Any]:
     plan = rendered.nodegroup
 
@@ -520,7 +527,7 @@ def workload_verdict(kube: Kube, w: Workload, namespace: str, expected_nodes: in
     return readiness.deployment(obj)
 
 
-@task(name="check_workload", **SENSOR)
+@sensor("check_workload")
 def check_workload(ctx: Ctx, release: str, role: str, expected_nodes: int) -> dict[str, Any]:
     """Sensor for one workload: DaemonSet rolled out, Deployment available or Job complete (Failed is terminal)."""
     rel = ctx.stack.releases[release]
@@ -587,7 +594,7 @@ def observe_stack(ctx: Ctx) -> verify.Observed:
                                      for k, v in states.items()})
 
 
-@task(name="verify_stack", **RETRYING)
+@step("verify_stack")
 def verify_stack(ctx: Ctx, rendered: RenderedStack) -> dict[str, Any]:
     """The runbook's expected output, checked: a markdown artifact and the structured result."""
     from prefect.artifacts import create_markdown_artifact
@@ -604,7 +611,7 @@ def verify_stack(ctx: Ctx, rendered: RenderedStack) -> dict[str, Any]:
     return {"ok": ok, "checks": verify.as_dicts(checks)}
 
 
-@task(name="plan_install", **RETRYING)
+@step("plan_install")
 def plan_install(ctx: Ctx, rendered: RenderedStack, pre: dict[str, Any]) -> dict[str, Any]:
     """Dry run: what the install would do, step by step, and what would change against the live releases."""
     from prefect.artifacts import create_markdown_artifact
@@ -617,7 +624,7 @@ def plan_install(ctx: Ctx, rendered: RenderedStack, pre: dict[str, Any]) -> dict
         argv = helm_argv.upgrade_install("helm", name, rel.chart, rel.version, rel.namespace, f"{name}-values.yaml",
                                          timeout_seconds=rel.timeout_seconds, create_namespace=rel.create_namespace)
         if status is None:
-            action, changes = "install", []
+            action, changes = "install", list[str]()
         elif same:
             action, changes = "unchanged", []
         else:

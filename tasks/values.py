@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -103,9 +103,8 @@ def render_values(
     values = base
     if endpoint is not None:
         values = _substitute(values, ENDPOINT_PLACEHOLDER, endpoint.host)
-        if component is Component.cilium and "k8sServiceHost" in values:
-            if endpoint.port != 443 or "k8sServicePort" not in values:
-                values = {**values, "k8sServicePort": endpoint.port}
+        if component is Component.cilium and "k8sServiceHost" in values and (endpoint.port != 443 or "k8sServicePort" not in values):
+            values = {**values, "k8sServicePort": endpoint.port}
     if overrides:
         if not isinstance(overrides, dict):
             raise ConfigError("values overrides must be a mapping", observed=f"got {type(overrides).__name__}")
@@ -113,7 +112,7 @@ def render_values(
     return values
 
 
-class Severity(str, Enum):
+class Severity(StrEnum):
     error = "error"
     warning = "warning"
 

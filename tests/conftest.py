@@ -88,3 +88,12 @@ def sandbox(tmp_path, monkeypatch, isolated_tools):
     sb = start_sandbox(tmp_path, monkeypatch)
     yield sb
     sb.stop()
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    """One temporary Prefect API for the whole session (starting one costs ~20 s)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield

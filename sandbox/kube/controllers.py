@@ -8,6 +8,7 @@ start NotReady ("cni plugin not initialized") and turn Ready only when a Cilium 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import hashlib
 import json
@@ -153,17 +154,13 @@ class Controllers:
     async def stop(self) -> None:
         if self._task:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
 
     async def _run(self) -> None:
         while True:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.store.changed.wait(), timeout=self._next_wakeup())
-            except asyncio.TimeoutError:
-                pass
             self.store.changed.clear()
             try:
                 self.reconcile()
@@ -575,8 +572,8 @@ class Controllers:
         if succeeded >= int(spec.get("completions", 1)):
             ts = now_iso()
             status.update({"succeeded": succeeded, "active": 0, "completionTime": ts, "ready": 0, "terminating": 0,
-                           "conditions": [_cond("SuccessCriteriaMet", "True", "CompletionsReached", "Reached expected number of succeeded pods", lastProbeTime=ts),
-                                          _cond("Complete", "True", "CompletionsReached", "Reached expected number of succeeded pods", lastProbeTime=ts)]})
+                           "conditions": [_cond(t, "True", "CompletionsReached", "Reached expected number of succeeded pods", lastProbeTime=ts)
+                                          for t in ("SuccessCriteriaMet", "Complete")]})
             status.pop("failed", None) if not failed else status.update(failed=failed)
             self._set_status(K_JOB, job, status)
             self.event(job, "Job", "Completed", "Job completed")
@@ -584,8 +581,8 @@ class Controllers:
         if failed > int(spec.get("backoffLimit", 6)):
             ts = now_iso()
             status.update({"failed": failed, "active": 0,
-                           "conditions": [_cond("FailureTarget", "True", "BackoffLimitExceeded", "Job has reached the specified backoff limit", lastProbeTime=ts),
-                                          _cond("Failed", "True", "BackoffLimitExceeded", "Job has reached the specified backoff limit", lastProbeTime=ts)]})
+                           "conditions": [_cond(t, "True", "BackoffLimitExceeded", "Job has reached the specified backoff limit", lastProbeTime=ts)
+                                          for t in ("FailureTarget", "Failed")]})
             self._set_status(K_JOB, job, status)
             self.event(job, "Job", "BackoffLimitExceeded", "Job has reached the specified backoff limit", "Warning")
             return
@@ -685,7 +682,8 @@ class Controllers:
                     self._pod_status(pod, "Running", False, waiting=("CrashLoopBackOff", f"back-off restarting failed container: {policy.message}"),
                                      node=node, restarts=restarts + (1 if phase == "Running" else 0))
                     if not self._has_event(pod, "BackOff"):
-                        self.event(pod, "Pod", "BackOff", f"Back-off restarting failed container {containers[0]['name'] if containers else ''}: {policy.message}", "Warning")
+                        first = containers[0]["name"] if containers else ""
+                        self.event(pod, "Pod", "BackOff", f"Back-off restarting failed container {first}: {policy.message}", "Warning")
                     self.timers[uid] = due
                 continue
             is_job = any(r.get("kind") == "Job" for r in pod["metadata"].get("ownerReferences") or [])
@@ -750,7 +748,8 @@ class Controllers:
                 state = {"waiting": {"reason": waiting[0], **({"message": waiting[1]} if waiting[1] else {})}}
             else:
                 state = prev.get("state") if prev.get("state", {}).get("running") else {"running": {"startedAt": now_iso()}}
-            statuses.append({"name": c["name"], "image": c.get("image", ""), "imageID": f"{c.get('image', '')}@sha256:{_hash(c.get('image', ''))}" if not waiting else "",
+            image = c.get("image", "")
+            statuses.append({"name": c["name"], "image": image, "imageID": f"{image}@sha256:{_hash(image)}" if not waiting else "",
                              "ready": ready, "started": phase == "Running" and not waiting,
                              "restartCount": restarts if restarts is not None else int(prev.get("restartCount", 0)),
                              "state": state, "containerID": "" if waiting else f"containerd://{_hash(pod['metadata']['uid'] + c['name'])}"})

@@ -37,6 +37,7 @@ def fields(buf: bytes) -> list[tuple[int, int, Any]]:
     while i < len(buf):
         tag, i = _varint(buf, i)
         num, wt = tag >> 3, tag & 7
+        val: Any
         if wt == 0:
             val, i = _varint(buf, i)
         elif wt == 2:

@@ -223,11 +223,11 @@ class Registry:
             ref = {"$ref": f"#/components/schemas/{schema_name}"}
             ns = "/namespaces/{namespace}" if t.namespaced else ""
 
-            def op(action: str, *, _gvk: dict[str, str] = gvk, _t: ResourceType = t) -> dict[str, Any]:
+            def op(action: str, *, _gvk: dict[str, str] = gvk, _t: ResourceType = t, _ref: dict[str, str] = ref) -> dict[str, Any]:
                 return {"operationId": f"{action}{_t.kind}", "x-kubernetes-action": action,
                         "x-kubernetes-group-version-kind": _gvk, "parameters": [field_validation],
-                        "requestBody": {"content": {"application/json": {"schema": ref}}},
-                        "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": ref}}}}}
+                        "requestBody": {"content": {"application/json": {"schema": _ref}}},
+                        "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": _ref}}}}}
 
             collection = f"{prefix}{ns}/{t.plural}"
             item = f"{collection}/{{name}}"

@@ -33,29 +33,29 @@ def _split_top(s: str) -> list[str]:
 _SET = re.compile(r"^([^\s!=]+)\s+(in|notin)\s+\(([^)]*)\)$")
 
 
-def label_requirements(selector: str | None) -> list[Callable[[dict[str, str]], bool]]:
-    reqs: list[Callable[[dict[str, str]], bool]] = []
-    for term in _split_top(selector or ""):
-        m = _SET.match(term)
-        if m:
-            key, op, vals = m.group(1), m.group(2), {v.strip() for v in m.group(3).split(",") if v.strip()}
-            if op == "in":
-                reqs.append(lambda lb, k=key, vs=vals: lb.get(k) in vs)
-            else:
-                reqs.append(lambda lb, k=key, vs=vals: lb.get(k) not in vs)
-        elif "!=" in term:
-            k, v = (x.strip() for x in term.split("!=", 1))
-            reqs.append(lambda lb, k=k, v=v: lb.get(k) != v)
-        elif "==" in term or "=" in term:
-            k, v = (x.strip() for x in re.split(r"==?", term, maxsplit=1))
-            reqs.append(lambda lb, k=k, v=v: lb.get(k) == v)
-        elif term.startswith("!"):
-            reqs.append(lambda lb, k=term[1:].strip(): k not in lb)
-        elif re.match(r"^[A-Za-z0-9./_-]+$", term):
-            reqs.append(lambda lb, k=term: k in lb)
-        else:
-            raise SelectorError(f"unable to parse requirement: {term!r}")
-    return reqs
+LabelTest = Callable[[dict[str, str]], bool]
+
+
+def _requirement(term: str) -> LabelTest:
+    m = _SET.match(term)
+    if m:
+        key, negate = m.group(1), m.group(2) == "notin"
+        values = {v.strip() for v in m.group(3).split(",") if v.strip()}
+        return lambda lb: (lb.get(key) in values) != negate
+    if "=" in term:
+        negate = "!=" in term
+        key, value = (x.strip() for x in (term.split("!=", 1) if negate else re.split(r"==?", term, maxsplit=1)))
+        return lambda lb: (lb.get(key) == value) != negate
+    if term.startswith("!"):
+        absent = term[1:].strip()
+        return lambda lb: absent not in lb
+    if re.match(r"^[A-Za-z0-9./_-]+$", term):
+        return lambda lb: term in lb
+    raise SelectorError(f"unable to parse requirement: {term!r}")
+
+
+def label_requirements(selector: str | None) -> list[LabelTest]:
+    return [_requirement(term) for term in _split_top(selector or "")]
 
 
 def label_matcher(selector: str | None) -> Matcher:
@@ -82,16 +82,14 @@ def _field_value(obj: dict[str, Any], path: str) -> str:
 
 
 def field_matcher(selector: str | None) -> Matcher:
-    reqs: list[Callable[[dict[str, Any]], bool]] = []
-    for term in _split_top(selector or ""):
-        if "!=" in term:
-            k, v = term.split("!=", 1)
-            reqs.append(lambda o, k=k.strip(), v=v.strip(): _field_value(o, k) != v)
-        elif "=" in term:
-            k, v = re.split(r"==?", term, maxsplit=1)
-            reqs.append(lambda o, k=k.strip(), v=v.strip(): _field_value(o, k) == v)
-        else:
+    def requirement(term: str) -> Matcher:
+        negate = "!=" in term
+        if not negate and "=" not in term:
             raise SelectorError(f"invalid field selector: {term!r}")
+        key, value = (x.strip() for x in (term.split("!=", 1) if negate else re.split(r"==?", term, maxsplit=1)))
+        return lambda o: (_field_value(o, key) == value) != negate
+
+    reqs = [requirement(term) for term in _split_top(selector or "")]
     return lambda o: all(r(o) for r in reqs)
 
 

@@ -246,7 +246,8 @@ class Emulator:
             if nso is None:
                 raise ApiError(404, "NotFound", f'namespaces "{ns}" not found', {"name": ns, "kind": "namespaces"})
             if nso.get("status", {}).get("phase") == "Terminating":
-                raise ApiError(403, "Forbidden", f'{rt.plural} "{name}" is forbidden: unable to create new content in namespace {ns} because it is being terminated')
+                raise ApiError(403, "Forbidden", f'{rt.plural} "{name}" is forbidden: unable to create new content in '
+                                                 f"namespace {ns} because it is being terminated")
         else:
             meta.pop("namespace", None)
         if self.store.get(rt.key, meta.get("namespace", ""), name) is not None:
@@ -473,8 +474,8 @@ class Emulator:
                 raise ApiError(409, "Conflict", "the UID in the precondition does not match")
             if dry_run:
                 return self._json(self.public(rt, live))
-            deleted = self.delete_object(rt, key_ns, name, propagation)
-            return self._json(self.public(rt, deleted or live))
+            gone = self.delete_object(rt, key_ns, name, propagation)
+            return self._json(self.public(rt, gone or live))
         body = await self._body(request)
         if verb == "update":
             if live is None:
@@ -677,7 +678,7 @@ class Emulator:
                     break
                 try:
                     ev = await asyncio.wait_for(watcher.queue.get(), timeout=min(remaining, 5.0))
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     if q.get("allowWatchBookmarks") == "true":
                         await send("BOOKMARK", {"kind": rt.kind, "apiVersion": rt.api_version,
                                                 "metadata": {"resourceVersion": str(self.store.rv)}})

@@ -41,7 +41,7 @@ def make_token(cluster: str, region: str) -> str:
 
 
 def exec_credential(cluster: str, region: str) -> dict[str, object]:
-    expiry = datetime.datetime.now(datetime.timezone.utc) + TOKEN_LIFETIME
+    expiry = datetime.datetime.now(datetime.UTC) + TOKEN_LIFETIME
     return {"kind": "ExecCredential", "apiVersion": "client.authentication.k8s.io/v1beta1", "spec": {},
             "status": {"token": make_token(cluster, region),
                        "expirationTimestamp": expiry.strftime("%Y-%m-%dT%H:%M:%SZ")}}

@@ -63,7 +63,7 @@ def cancel_scope(scope: str, grace_seconds: float = 10.0) -> list[str]:
     for p in procs:
         if p.poll() is None:
             p.terminate()
-            stopped.append(" ".join(map(str, p.args)))
+            stopped.append(" ".join(str(a) for a in p.args) if isinstance(p.args, list) else str(p.args))
     for p in procs:
         try:
             p.wait(grace_seconds)

@@ -122,7 +122,7 @@ class Kube:
         res = _call(f"list {plural}.{group} in {namespace}",
                     lambda: self.custom.list_namespaced_custom_object(group, version, namespace, plural, _request_timeout=TIMEOUT),
                     missing_ok=True)
-        return None if res is None else list(res.get("items", []))
+        return None if not isinstance(res, dict) else list(res.get("items", []))
 
     def helm_release_secrets(self, namespace: str, release: str) -> list[dict[str, Any]]:
         """helm's release records (labels carry status and version); cheaper than running helm in a sensor."""
@@ -146,7 +146,7 @@ class Kube:
     # ---- writes --------------------------------------------------------------------------------------
     def restart_daemonset(self, namespace: str, name: str) -> None:
         """What `kubectl rollout restart` does: a new template annotation, so every pod is replaced."""
-        now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         body = {"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": now}}}}}
         _call(f"restart DaemonSet {namespace}/{name}", lambda: self.apps.patch_namespaced_daemon_set(name, namespace, body, _request_timeout=TIMEOUT))
 

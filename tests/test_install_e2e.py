@@ -1,0 +1,196 @@
+"""End-to-end: the real install flow against the sandbox, with real helm 3 and helm 4."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+
+import boto3
+import pytest
+
+from flows.install_stack import VerificationFailed, run_install
+from tasks.errors import EksCiliumError, PermanentError, PreflightFailed, SensorTimeout
+from tasks.model import load_stack
+from tasks.options import RunOptions, Timeouts
+from tests.conftest import CONFIGS, start_sandbox
+
+pytestmark = pytest.mark.e2e
+CLUSTER = "isovalent-demo"
+
+
+def stack_for(sb):
+    return load_stack(CONFIGS, "sandbox", patch={"chart_repository": {"url": sb.chart_repo_url}})
+
+
+def options(**kw):
+    return RunOptions(config_dir=str(CONFIGS), environment="sandbox", poll_interval_seconds=0.2, **kw)
+
+
+def mutations(sb, since: float) -> list[str]:
+    """Writes the cluster saw after `since`, leaving out dry runs and access reviews (they change nothing)."""
+    out = []
+    for r in list(sb.clusters[CLUSTER].emulator.request_log):
+        if r.get("t", 0) < since or r.get("method") not in ("POST", "PUT", "PATCH", "DELETE"):
+            continue
+        if "dryRun=All" in r.get("query", "") or "accessreviews" in r.get("path", ""):
+            continue
+        out.append(f"{r['method']} {r['path']}")
+    return out
+
+
+def aws_nodegroups(sb) -> list[str]:
+    return boto3.client("eks").list_nodegroups(clusterName=CLUSTER)["nodegroups"]
+
+
+def helm_revisions(sb, helm: str, kubeconfig: str) -> dict[str, str]:
+    out = subprocess.run([helm, "list", "-A", "-o", "json", "--kubeconfig", kubeconfig], capture_output=True, text=True, check=True)
+    return {r["name"]: str(r["revision"]) for r in json.loads(out.stdout)}
+
+
+def test_happy_path_every_check_green_then_a_second_run_changes_nothing(sandbox, helm_binary, prefect_harness):
+    result = run_install(stack_for(sandbox), options())
+    assert result["ok"] is True
+    failed = [c for c in result["verification"]["checks"] if not c["ok"]]
+    assert failed == []
+    names = {c["name"] for c in result["verification"]["checks"]}
+    assert {"nodes Ready", "cilium: one cilium pod Running per node", "cilium: Hubble Relay (Deployment hubble-relay)",
+            "cilium: Hubble Timescape (Deployment hubble-timescape)", "cilium: operator (Deployment cilium-operator)",
+            "tetragon: operator (Deployment tetragon-operator)", "cilium-dnsproxy: DNS proxy (DaemonSet cilium-dnsproxy)",
+            "cilium: ServiceMonitors"} <= names
+    assert {r: v["action"] for r, v in result["releases"].items()} == {"cilium": "installed", "tetragon": "installed",
+                                                                       "cilium-dnsproxy": "installed"}
+
+    # The DAG: the nodegroup is created only once Cilium's objects exist, and before the Cilium install returns.
+    t = {(e["step"], e["event"]): e["t"] for e in result["timeline"]}
+    assert t[("Cilium objects applied", "done")] <= t[("create nodegroup", "start")]
+    assert t[("create nodegroup", "start")] < t[("helm cilium", "done")]
+
+    kubeconfig = str(sandbox.clusters[CLUSTER].kubeconfig)
+    before = helm_revisions(sandbox, helm_binary, kubeconfig)
+    since = time.time()
+    again = run_install(stack_for(sandbox), options())
+    assert again["ok"] is True
+    assert {r: v["action"] for r, v in again["releases"].items()} == dict.fromkeys(before, "unchanged")
+    assert again["nodegroup"]["action"] == "unchanged"
+    assert helm_revisions(sandbox, helm_binary, kubeconfig) == before
+    assert mutations(sandbox, since) == []
+    assert aws_nodegroups(sandbox) == ["standard"]
+
+
+def test_dry_run_reports_the_plan_and_mutates_nothing(sandbox, prefect_harness):
+    since = time.time()
+    result = run_install(stack_for(sandbox), options(dry_run=True))
+    assert result["dry_run"] is True
+    actions = {s["step"]: s["action"] for s in result["plan"]}
+    assert actions == {"release cilium": "install", "nodegroup standard": "create", "release tetragon": "install",
+                       "release cilium-dnsproxy": "install"}
+    cilium = next(s for s in result["plan"] if s["step"] == "release cilium")
+    assert cilium["command"].startswith("helm upgrade --install cilium isovalent/cilium --version 1.18.4")
+    assert mutations(sandbox, since) == []
+    assert aws_nodegroups(sandbox) == []
+
+
+def _expect_failure_before_mutation(sb, exc_type, *needles, **opts):
+    since = time.time()
+    with pytest.raises(exc_type) as e:
+        run_install(stack_for(sb), options(**opts))
+    text = str(e.value)
+    for n in needles:
+        assert n in text, text
+    assert mutations(sb, since) == []
+    assert aws_nodegroups(sb) == []
+    return text
+
+
+def test_default_addons_present_fail_preflight_before_any_change(tmp_path, monkeypatch, isolated_tools, prefect_harness):
+    from sandbox.runner import ClusterProfile
+
+    sb = start_sandbox(tmp_path, monkeypatch, profile=ClusterProfile(default_addons=True))
+    try:
+        text = _expect_failure_before_mutation(sb, PreflightFailed, "vpc-cni", "kube-system/aws-node", "delete-addon")
+        assert "nothing in the cluster or in AWS was changed" in text
+    finally:
+        sb.stop()
+
+
+def test_missing_servicemonitor_crd_fails_preflight_naming_the_fix(tmp_path, monkeypatch, isolated_tools, prefect_harness):
+    from sandbox.runner import ClusterProfile
+
+    sb = start_sandbox(tmp_path, monkeypatch, profile=ClusterProfile(servicemonitor_crd=False))
+    try:
+        _expect_failure_before_mutation(sb, PreflightFailed, "servicemonitors.monitoring.coreos.com",
+                                        "prometheus-operator-crds", "trustCRDsExist")
+    finally:
+        sb.stop()
+
+
+def test_cluster_not_active_within_the_deadline(tmp_path, monkeypatch, isolated_tools, prefect_harness):
+    from sandbox.runner import ClusterProfile
+
+    sb = start_sandbox(tmp_path, monkeypatch, profile=ClusterProfile(creating_polls=10_000))
+    try:
+        _expect_failure_before_mutation(sb, SensorTimeout, "not ready after 2 s", "last state: CREATING",
+                                        timeouts=Timeouts(endpoint=2))
+    finally:
+        sb.stop()
+
+
+def test_unknown_cluster_fails_fast_with_a_hint(sandbox, prefect_harness, tmp_path):
+    import shutil
+
+    cfg = tmp_path / "configs"
+    shutil.copytree(CONFIGS, cfg)
+    ng = cfg / "nodegroup.yaml"
+    ng.write_text(ng.read_text().replace("name: isovalent-demo", "name: no-such-cluster"))
+    stack = load_stack(cfg, "sandbox", patch={"chart_repository": {"url": sandbox.chart_repo_url},
+                                              "cluster": {"name": "no-such-cluster"}})
+    t0 = time.monotonic()
+    with pytest.raises(PermanentError) as e:
+        run_install(stack, RunOptions(config_dir=str(cfg), environment="sandbox"))
+    assert "not found" in str(e.value) and "list-clusters" in str(e.value)
+    assert time.monotonic() - t0 < 30, "an unknown cluster is a permanent error: no polling until the deadline"
+
+
+def test_nodegroup_create_failed_shows_the_health_issue(tmp_path, monkeypatch, isolated_tools, prefect_harness):
+    from sandbox.aws import NodegroupBehaviour
+    from sandbox.runner import ClusterProfile
+
+    sb = start_sandbox(tmp_path, monkeypatch, profile=ClusterProfile(nodegroup=NodegroupBehaviour(outcome="create_failed")))
+    try:
+        with pytest.raises(EksCiliumError) as e:
+            run_install(stack_for(sb), options())
+        text = str(e.value)
+        assert "CREATE_FAILED" in text and "NodeCreationFailure" in text and "Instances failed to join" in text
+    finally:
+        sb.stop()
+
+
+def test_crash_looping_cilium_agents_are_named_in_the_diagnosis(tmp_path, monkeypatch, isolated_tools, prefect_harness):
+    """Agents that never run leave the nodes NotReady; EKS then fails the nodegroup. The error names the pods."""
+    from sandbox.aws import NodegroupBehaviour
+    from sandbox.kube.controllers import PodPolicy, SimConfig
+    from sandbox.runner import ClusterProfile
+
+    sim = SimConfig(pod_policies=[PodPolicy(selector={"k8s-app": "cilium"}, mode="crashloop", message="BPF filesystem not mounted")])
+    profile = ClusterProfile(nodegroup=NodegroupBehaviour(fail_after_seconds=4))
+    sb = start_sandbox(tmp_path, monkeypatch, sim=sim, profile=profile)
+    try:
+        with pytest.raises(EksCiliumError) as e:
+            run_install(stack_for(sb), options())
+        text = str(e.value)
+        assert "CREATE_FAILED" in text and "NotReady" in text
+        assert "CrashLoopBackOff" in text and "BPF filesystem not mounted" in text and "kube-system/cilium-" in text
+    finally:
+        sb.stop()
+
+
+def test_verification_failure_returns_the_report(sandbox, prefect_harness):
+    """A check that cannot pass (a ServiceMonitor the chart never creates) fails the run with the full report."""
+    stack = load_stack(CONFIGS, "sandbox", patch={"chart_repository": {"url": sandbox.chart_repo_url},
+                                                  "releases": {"cilium-dnsproxy": {"service_monitors": ["dnsproxy", "nonexistent"]}}})
+    with pytest.raises(VerificationFailed) as e:
+        run_install(stack, options())
+    bad = [c for c in e.value.result["verification"]["checks"] if not c["ok"]]
+    assert [c["name"] for c in bad] == ["cilium-dnsproxy: ServiceMonitors"]
+    assert "missing nonexistent" in bad[0]["observed"]
