@@ -76,6 +76,7 @@ def _wait_all(futures: list[PrefectFuture[Any]], scope: str) -> None:
             # thread does finish: the wrapped concurrent future tells when a task is over either way.
             wrapped = getattr(f, "wrapped_future", None)
             if (wrapped.done() if wrapped is not None else f.state.is_final()):
+                f.wait(0)  # takes the final state from the finished thread, not from a possibly lagging API read
                 state = f.state
                 pending.remove(f)
                 if (state.is_failed() or state.is_crashed()) and first_error is None:
