@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,14 @@ def register(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> Non
     ins.add_argument("--dry-run", action="store_true", help="discover, preflight and print the plan; change nothing")
     ins.add_argument("--output", choices=["table", "json"], default="table")
     ins.set_defaults(func=cmd_install)
+
+    dr = sub.add_parser("drift", help="run the drift check (check_drift); exit 0 clean, 3 drift found, 1 error")
+    common(dr)
+    dr.add_argument("--stack", type=Path, help="a stack file to use instead of CONFIG_DIR/stack.yaml")
+    dr.add_argument("--sandbox", action="store_true", help="check the running local sandbox")
+    dr.add_argument("--repair", action="store_true", help="re-run the affected install steps, then report again")
+    dr.add_argument("--output", choices=["table", "json"], default="table")
+    dr.set_defaults(func=cmd_drift)
 
 
 # ---- sandbox -----------------------------------------------------------------------------------------------
@@ -83,45 +92,86 @@ def _load_stack(args: argparse.Namespace, patch: dict[str, Any] | None) -> Any:
     return load_stack(args.config_dir, args.environment)
 
 
+@contextlib.contextmanager
+def sandbox_session(args: argparse.Namespace, *, start: bool) -> Iterator[dict[str, Any] | None]:
+    """With --sandbox: use the running sandbox (or start one for this command when `start`), export what boto3
+    and helm read from the environment, and yield the stack patch pointing at its chart repository."""
+    if not args.sandbox:
+        yield None
+        return
+    # The sandbox is reached exactly like AWS and EKS: through the environment variables boto3 reads
+    # (AWS_ENDPOINT_URL, credentials) and the cluster endpoint DescribeCluster returns.
+    from sandbox import control
+
+    state = control.running(DEFAULT_STATE)
+    started_here = False
+    if state is None:
+        if not start:
+            raise ConfigError("no sandbox is running", hint="start one with `eks-cilium sandbox up --detach` (and install into it)")
+        print("sandbox: starting one for this run", file=sys.stderr)
+        state = control.start_detached(DEFAULT_STATE, ["isovalent-demo"])
+        started_here = True
+    env = control.env_for(state, DEFAULT_STATE)
+    os.environ.update({k: v for k, v in env.items() if k != "KUBECONFIG"})
+    if args.environment is None:
+        args.environment = "sandbox"
+    try:
+        yield {"chart_repository": {"url": env["EKS_CILIUM_CHART_REPO_URL"]}}
+    finally:
+        if started_here:
+            control.down(DEFAULT_STATE)
+
+
 def cmd_install(args: argparse.Namespace) -> int:
     from flows.install_stack import VerificationFailed, run_install
     from tasks.options import RunOptions
 
-    started_here = False
-    state_dir = DEFAULT_STATE
-    patch = None
-    if args.sandbox:
-        # The sandbox is reached exactly like AWS and EKS: through environment variables boto3 reads
-        # (AWS_ENDPOINT_URL, credentials) and the cluster endpoint DescribeCluster returns.
-        from sandbox import control
-
-        state = control.running(state_dir)
-        if state is None:
-            print("sandbox: starting one for this run", file=sys.stderr)
-            state = control.start_detached(state_dir, ["isovalent-demo"])
-            started_here = True
-        env = control.env_for(state, state_dir)
-        os.environ.update({k: v for k, v in env.items() if k != "KUBECONFIG"})
-        patch = {"chart_repository": {"url": env["EKS_CILIUM_CHART_REPO_URL"]}}
-        if args.environment is None:
-            args.environment = "sandbox"
     try:
-        stack = _load_stack(args, patch)
-        options = RunOptions(config_dir=str(args.config_dir.resolve()), environment=args.environment, dry_run=args.dry_run)
-        try:
-            result = run_install(stack, options)
-        except VerificationFailed as e:
-            print_result(e.result, args.output)
-            return 1
-        print_result(result, args.output)
-        return 0 if result.get("ok") else 1
+        with sandbox_session(args, start=True) as patch:
+            stack = _load_stack(args, patch)
+            options = RunOptions(config_dir=str(args.config_dir.resolve()), environment=args.environment, dry_run=args.dry_run)
+            try:
+                result = run_install(stack, options)
+            except VerificationFailed as e:
+                print_result(e.result, args.output)
+                return 1
+            print_result(result, args.output)
+            return 0 if result.get("ok") else 1
     except EksCiliumError as e:
         return _exit_error(e)
-    finally:
-        if started_here:
-            from sandbox import control
 
-            control.down(state_dir)
+
+def cmd_drift(args: argparse.Namespace) -> int:
+    from flows.check_drift import run_drift
+    from tasks.options import DriftMode, RunOptions
+
+    try:
+        with sandbox_session(args, start=False) as patch:
+            stack = _load_stack(args, patch)
+            options = RunOptions(config_dir=str(args.config_dir.resolve()), environment=args.environment)
+            result = run_drift(stack, options, DriftMode.repair if args.repair else DriftMode.report)
+    except EksCiliumError as e:
+        return _exit_error(e)
+    print_drift(result, args.output)
+    return 0 if result["summary"]["clean"] else 3
+
+
+def print_drift(result: dict[str, Any], output: str) -> None:
+    if output == "json":
+        print(json.dumps(result, indent=2, default=str))
+        return
+    if result.get("repaired"):
+        print("repaired: " + "; ".join(result["repaired"]))
+    checks = result["checks"]
+    w = max(len(c["check"]) for c in checks)
+    print(f"Drift report for {result['cluster']} ({result['region']}):")
+    print(f"{'STATUS':<8} {'CHECK':<{w}}  DETAIL")
+    for c in checks:
+        print(f"{c['status']:<8} {c['check']:<{w}}  {c['detail']}")
+        for d in c["diffs"]:
+            print(f"{'':<8} {'':<{w}}    {d}")
+    s = result["summary"]
+    print("no drift" if s["clean"] else f"DRIFT: {s['drifted']} drifted, {s['broken']} broken")
 
 
 def print_result(result: dict[str, Any], output: str) -> None:

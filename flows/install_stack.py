@@ -15,6 +15,7 @@ Job needs a Ready node, and nodes become Ready only once Cilium's agent runs on 
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from prefect.futures import PrefectFuture
 
 from tasks.adapters.helm import cancel_scope
 from tasks.errors import EksCiliumError, PermanentError
+from tasks.locking import cluster_lock
 from tasks.model import Component, Stack, load_stack
 from tasks.options import RunOptions
 from tasks.steps import (
@@ -104,6 +106,14 @@ def install_stack(stack: Stack | None = None, options: RunOptions | None = None)
                 ", ".join(f"{n} {r.version}" for n, r in stack.releases.items() if r.enabled), options.dry_run)
 
     validate_stack(ctx)
+    # Mutating runs hold the cluster's lock from preflight on, so two runs never change one cluster at once;
+    # a dry run changes nothing and does not wait for it.
+    with nullcontext() if options.dry_run else cluster_lock(stack, options.lock_wait_seconds):
+        return _install(ctx, stack, options)
+
+
+def _install(ctx: Any, stack: Stack, options: RunOptions) -> dict[str, Any]:
+    logger = get_run_logger()
     cluster_f = discover_endpoint.submit(ctx)
     access_f = prepare_cluster_access.submit(ctx, cluster_f)
     rendered_f = render_values.submit(ctx, cluster_f, wait_for=[access_f])  # type: ignore[call-overload]

@@ -42,3 +42,10 @@ class RunOptions(BaseModel):
                                               description="native = EKS CreateNodegroup API; eksctl = `eksctl create nodegroup -f`.")
     timeouts: Timeouts = Field(default_factory=Timeouts, description="Sensor deadlines.")
     poll_interval_seconds: float = Field(default=0.5, ge=0.05, le=60, description="How often sensors poll.")
+    lock_wait_seconds: float = Field(default=600, ge=0, le=86400,
+                                     description="How long a mutating run waits for another run on the same cluster to finish.")
+
+
+class DriftMode(StrEnum):
+    report = "report"
+    repair = "repair"

@@ -116,7 +116,7 @@ def _progress(what: str) -> Any:
     return on_progress
 
 
-def _sense(ctx: Ctx, what: str, probe: Any, timeout: int, hint: str, diagnose: Any = None) -> Verdict:
+def sense(ctx: Ctx, what: str, probe: Any, timeout: int, hint: str, diagnose: Any = None) -> Verdict:
     ctx.mark(what, "start")
     v = wait_until(probe, what=what, timeout=timeout, interval=ctx.options.poll_interval_seconds, hint=hint,
                    diagnose=diagnose, on_progress=_progress(what))
@@ -152,7 +152,7 @@ def discover_endpoint(ctx: Ctx) -> dict[str, Any]:
         seen.update(c)
         return readiness.cluster(c)
 
-    _sense(ctx, f"EKS cluster {name} ACTIVE", probe, ctx.options.timeouts.endpoint,
+    sense(ctx, f"EKS cluster {name} ACTIVE", probe, ctx.options.timeouts.endpoint,
            hint=f"check the cluster in the EKS console ({ctx.stack.cluster.region}); raise timeouts.endpoint if it is still being created")
     endpoint = normalise_endpoint(seen["endpoint"])
     return {"endpoint": seen["endpoint"], "host": endpoint.host, "port": endpoint.port,
@@ -435,7 +435,7 @@ def wait_for_cilium_objects(ctx: Ctx) -> dict[str, Any]:
         missing = [n for n, o in ((f"DaemonSet {ds_name}", ds), (f"ConfigMap {cm}", cmap)) if o is None]
         return Verdict(not missing, "present" if not missing else "waiting for " + " and ".join(missing))
 
-    _sense(ctx, "Cilium objects applied", probe, ctx.options.timeouts.cilium_objects,
+    sense(ctx, "Cilium objects applied", probe, ctx.options.timeouts.cilium_objects,
            hint=f"check the helm install of {name}: `helm status {name} -n {rel.namespace}`")
     return {"daemonset": ds_name, "configmap": cm, "t": time.time()}
 
@@ -474,11 +474,11 @@ def wait_for_nodegroup_active(ctx: Ctx, rendered: RenderedStack) -> dict[str, An
     would ignore DEGRADED and wait 40 minutes)."""
     aws = ctx.aws()
     name = rendered.nodegroup.name
-    _sense(ctx, f"nodegroup {name} ACTIVE", lambda: readiness.nodegroup(aws.describe_nodegroup(ctx.stack.cluster.name, name)),
+    sense(ctx, f"nodegroup {name} ACTIVE", lambda: readiness.nodegroup(aws.describe_nodegroup(ctx.stack.cluster.name, name)),
            ctx.options.timeouts.nodegroup,
            hint="read the health issues above; for NodeCreationFailure check the node role policies and that Cilium's agent "
                 "pods run (nodes without a CNI never become Ready)",
-           diagnose=lambda: _node_diagnosis(ctx))
+           diagnose=lambda: node_diagnosis(ctx))
     return {"nodegroup": name, "status": "ACTIVE"}
 
 
@@ -490,13 +490,13 @@ def wait_for_nodes_ready(ctx: Ctx, rendered: RenderedStack) -> dict[str, Any]:
         with ctx.kube() as kube:
             return readiness.nodes(kube.list_nodes(), expected=plan.desired_size, nodegroup=plan.name)
 
-    v = _sense(ctx, f"{plan.desired_size} nodes Ready", probe, ctx.options.timeouts.nodes,
+    v = sense(ctx, f"{plan.desired_size} nodes Ready", probe, ctx.options.timeouts.nodes,
                hint="nodes stay NotReady until the Cilium agent runs on them: check the cilium pods below",
-               diagnose=lambda: _node_diagnosis(ctx))
+               diagnose=lambda: node_diagnosis(ctx))
     return {"ready": v.summary}
 
 
-def _node_diagnosis(ctx: Ctx) -> list[str]:
+def node_diagnosis(ctx: Ctx) -> list[str]:
     name, rel = ctx.stack.cilium
     agent = rel.workload("agent")
     with ctx.kube() as kube:
@@ -541,7 +541,7 @@ def check_workload(ctx: Ctx, release: str, role: str, expected_nodes: int) -> di
         with ctx.kube() as kube:
             return workload_verdict(kube, w, ns, expected_nodes)
 
-    v = _sense(ctx, f"{w.kind.value} {ns}/{w.name} {kind_word}", probe, timeout,
+    v = sense(ctx, f"{w.kind.value} {ns}/{w.name} {kind_word}", probe, timeout,
                hint=f"inspect with `kubectl -n {ns} describe {w.kind.value.lower()} {w.name}` and the pods listed above",
                diagnose=lambda: _workload_diagnosis(ctx, w, ns))
     return {"release": release, "role": role, "name": w.name, "summary": v.summary}
@@ -561,7 +561,7 @@ def prepare_context(stack: Stack, options: RunOptions, project_root: Path) -> Ct
 
 
 # ---- verification and plans ------------------------------------------------------------------------------------
-def _artifact_key(prefix: str, cluster: str) -> str:
+def artifact_key(prefix: str, cluster: str) -> str:
     import re
 
     return re.sub(r"[^a-z0-9-]+", "-", f"{prefix}-{cluster}".lower()).strip("-")[:100]
@@ -602,7 +602,7 @@ def verify_stack(ctx: Ctx, rendered: RenderedStack) -> dict[str, Any]:
     checks = verify.build_checks(ctx.stack, rendered.nodegroup.desired_size, observe_stack(ctx))
     ok = all(c.ok for c in checks)
     title = f"Verification of {ctx.stack.cluster.name} ({ctx.stack.cluster.region})"
-    create_markdown_artifact(markdown=verify.markdown(title, checks), key=_artifact_key("verification", ctx.stack.cluster.name),
+    create_markdown_artifact(markdown=verify.markdown(title, checks), key=artifact_key("verification", ctx.stack.cluster.name),
                              description=title)
     logger = get_run_logger()
     for c in checks:
@@ -644,7 +644,7 @@ def plan_install(ctx: Ctx, rendered: RenderedStack, pre: dict[str, Any]) -> dict
     for s in steps:
         if s["changes"]:
             lines += ["", f"## {s['step']}: changes", *[f"- `{c}`" for c in s["changes"]]]
-    create_markdown_artifact(markdown="\n".join(lines), key=_artifact_key("plan", ctx.stack.cluster.name),
+    create_markdown_artifact(markdown="\n".join(lines), key=artifact_key("plan", ctx.stack.cluster.name),
                              description=f"dry-run plan for {ctx.stack.cluster.name}")
     for s in steps:
         get_run_logger().info("plan: %s -> %s%s", s["step"], s["action"], f" ({len(s['changes'])} change(s))" if s["changes"] else "")

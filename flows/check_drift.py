@@ -1,0 +1,128 @@
+"""Flow `check_drift`: compare the live cluster with the desired stack and report (or repair) what changed.
+
+report (default): no mutation and no lock; a markdown artifact with one row per check, the structured
+result, and a Prefect event `eks-cilium.drift.detected` (resource = the cluster) when anything drifted.
+repair: takes the cluster lock and re-runs only the affected install steps through the same tasks as
+`install_stack`, then reports again. A values-only Cilium change also restarts the agents (the chart does not).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact
+from prefect.events import emit_event
+
+from flows.install_stack import PROJECT_ROOT, resolve_stack
+from tasks import drift
+from tasks.drift_steps import observe_drift, remove_conflicting_daemonsets, restart_agents, scale_nodegroup, wait_for_nodes_count
+from tasks.errors import PermanentError
+from tasks.locking import cluster_lock
+from tasks.model import Component, Stack
+from tasks.options import DriftMode, RunOptions
+from tasks.steps import (
+    add_chart_repository,
+    artifact_key,
+    check_workload,
+    discover_endpoint,
+    install_release,
+    prepare_cluster_access,
+    prepare_context,
+    render_values,
+    validate_stack,
+)
+
+DRIFT_EVENT = "eks-cilium.drift.detected"
+
+
+class DriftFound(PermanentError):
+    """Raised when `fail_on_drift` is set and the report is not clean; `result` holds the report."""
+
+    def __init__(self, result: dict[str, Any]) -> None:
+        self.result = result
+        super().__init__(f"drift detected on {result['cluster']}", observed="; ".join(result["summary"]["problems"]),
+                         hint="run check-drift with mode=repair, or install-stack, to converge")
+
+
+def cluster_resource(stack: Stack) -> dict[str, str]:
+    return {"prefect.resource.id": f"eks-cilium.cluster.{stack.cluster.region}.{stack.cluster.name}",
+            "prefect.resource.name": stack.cluster.name, "eks-cilium.region": stack.cluster.region}
+
+
+def _report(stack: Stack, items: list[drift.DriftItem], title: str) -> dict[str, Any]:
+    create_markdown_artifact(markdown=drift.markdown(title, items), key=artifact_key("drift", stack.cluster.name),
+                             description=title)
+    return {"summary": drift.summary(items), "checks": drift.as_dicts(items)}
+
+
+@flow(name="check-drift", log_prints=False, validate_parameters=True)
+def check_drift(stack: Stack | None = None, options: RunOptions | None = None, mode: DriftMode = DriftMode.report,
+                fail_on_drift: bool = False) -> dict[str, Any]:
+    """Report (or repair) differences between the live cluster and the desired stack."""
+    options = options or RunOptions()
+    stack = resolve_stack(stack, options)
+    ctx = prepare_context(stack, options, PROJECT_ROOT)
+    logger = get_run_logger()
+    validate_stack(ctx)
+    cluster = discover_endpoint(ctx)
+    prepare_cluster_access(ctx, cluster)
+    rendered = render_values(ctx, cluster)
+    items = observe_drift(ctx, rendered)
+    title = f"Drift report for {stack.cluster.name} ({stack.cluster.region})"
+    result: dict[str, Any] = {"cluster": stack.cluster.name, "region": stack.cluster.region, "mode": mode.value,
+                              **_report(stack, items, title)}
+    if not result["summary"]["clean"]:
+        event = emit_event(event=DRIFT_EVENT, resource=cluster_resource(stack),
+                           payload={"summary": result["summary"], "mode": mode.value,
+                                    "drifted": [i.check for i in items if not i.ok]})
+        result["event"] = {"event": DRIFT_EVENT, "id": str(event.id) if event else None}
+        logger.warning("drift detected: %s", "; ".join(result["summary"]["problems"]))
+    if mode is DriftMode.repair and not result["summary"]["clean"]:
+        with cluster_lock(stack, options.lock_wait_seconds):
+            repaired = repair(ctx, rendered, items)
+        after = observe_drift(ctx, rendered)
+        result["repaired"] = repaired
+        result["before"] = {"summary": result["summary"], "checks": result["checks"]}
+        result.update(_report(stack, after, f"Drift report for {stack.cluster.name} after repair"))
+        logger.info("after repair: %s", result["summary"])
+    if fail_on_drift and not result["summary"]["clean"]:
+        raise DriftFound(result)
+    return result
+
+
+def repair(ctx: Any, rendered: Any, items: list[drift.DriftItem]) -> list[str]:
+    """Re-run only the steps the drifted checks name, through the install flow's own tasks."""
+    stack = ctx.stack
+    done: list[str] = []
+    wanted = {i.repair for i in items if i.repair}
+    if "cni:daemonsets" in wanted:
+        done += [f"removed kube-system/{d}" for d in remove_conflicting_daemonsets(ctx)]
+    if "nodegroup:scale" in wanted:
+        scale_nodegroup(ctx, rendered)
+        wait_for_nodes_count(ctx, rendered)
+        done.append("nodegroup scaled back")
+    releases = [r.split(":", 1)[1] for r in wanted if r and r.startswith("release:")]
+    if releases:
+        add_chart_repository(ctx)
+    expected_nodes = rendered.nodegroup.desired_size
+    for name in [n for n in stack.releases if n in releases]:  # the stack's order: Cilium first
+        before = next(i for i in items if i.check == f"release {name}")
+        result = install_release(ctx, name, rendered)
+        done.append(f"release {name}: {result['action']} (revision {result['revision']})")
+        rel = stack.releases[name]
+        values_only = before.diffs and not any(d.startswith("chart version") for d in before.diffs)
+        if rel.component is Component.cilium and values_only:
+            restart_agents(ctx, name)
+            done.append(f"release {name}: agents restarted")
+        for w in rel.workloads:
+            if w.kind.value != "Job":
+                check_workload(ctx, name, w.role, expected_nodes)
+    return done
+
+
+def run_drift(stack: Stack | None, options: RunOptions, mode: DriftMode) -> dict[str, Any]:
+    """Run the flow and return its report, or raise the flow's error (used by the CLI)."""
+    state = check_drift(stack=stack, options=options, mode=mode, return_state=True)
+    result: dict[str, Any] = state.result()
+    return result

@@ -1,0 +1,105 @@
+"""Drift verdicts (pure): live state vs the desired stack, one row per check, each ok / drifted / broken with a
+path-level diff and the install step that repairs it. Known noise is not drift (the certificate hook Job
+deletes itself 30 minutes after finishing; generated certificate Secrets are not part of any values)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from tasks import readiness
+from tasks.diff import diff_values
+from tasks.nodegroup_plan import NodegroupPlan, nodegroup_spec_differences
+from tasks.preflight import CONFLICTING_ADDONS, CONFLICTING_DAEMONSETS
+
+OK, DRIFTED, BROKEN = "ok", "drifted", "broken"
+
+
+@dataclass(frozen=True)
+class DriftItem:
+    check: str
+    status: str
+    detail: str
+    diffs: list[str] = field(default_factory=list)
+    repair: str | None = None  # "release:<name>", "restart:<release>", "nodegroup:scale", "cni:daemonsets", or None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == OK
+
+
+def release_drift(name: str, version: str, live: dict[str, Any] | None, desired: dict[str, Any]) -> DriftItem:
+    check = f"release {name}"
+    if live is None:
+        return DriftItem(check, BROKEN, "not installed", repair=f"release:{name}")
+    diffs = []
+    if str(live.get("version", "")).lstrip("v") != version.lstrip("v"):
+        diffs.append(f"chart version: live {live.get('version')} -> desired {version}")
+    diffs += [str(d) for d in diff_values(live.get("config") or {}, desired)]
+    if live.get("status") != "deployed":
+        return DriftItem(check, BROKEN, f"status {live.get('status')} (revision {live.get('revision')})", diffs, f"release:{name}")
+    if diffs:
+        return DriftItem(check, DRIFTED, f"{len(diffs)} difference(s) from the desired chart and values", diffs, f"release:{name}")
+    return DriftItem(check, OK, f"deployed, chart {live.get('version')}, values as desired (revision {live.get('revision')})")
+
+
+def workload_drift(release: str, kind: str, name: str, verdict: readiness.Verdict, *, ttl_noise: bool = False) -> DriftItem:
+    check = f"{release}: {kind} {name}"
+    if verdict.ready:
+        return DriftItem(check, OK, verdict.summary)
+    if ttl_noise:
+        return DriftItem(check, OK, "deleted by its ttlSecondsAfterFinished after completing (expected)")
+    return DriftItem(check, BROKEN, verdict.summary)
+
+
+def nodes_drift(ready: int, registered: int, desired: int) -> DriftItem:
+    status = OK if ready == desired and registered == desired else (DRIFTED if ready >= 1 else BROKEN)
+    return DriftItem("nodes", status, f"{ready} Ready of {registered} registered, nodegroup desires {desired}",
+                     [] if status == OK else [f"nodes: live {registered} ({ready} Ready) -> desired {desired}"])
+
+
+def nodegroup_drift(plan: NodegroupPlan, live: dict[str, Any] | None) -> DriftItem:
+    check = f"nodegroup {plan.name}"
+    if live is None:
+        return DriftItem(check, BROKEN, "does not exist", repair=None)
+    diffs = nodegroup_spec_differences(plan, live)
+    if live.get("status") != "ACTIVE":
+        return DriftItem(check, BROKEN, f"status {live.get('status')}", diffs)
+    if diffs:
+        scaling_only = all(d.startswith("scalingConfig.") for d in diffs)
+        return DriftItem(check, DRIFTED, f"{len(diffs)} difference(s) from configs/nodegroup.yaml", diffs,
+                         "nodegroup:scale" if scaling_only else None)
+    return DriftItem(check, OK, f"ACTIVE, {plan.desired_size} x {','.join(plan.instance_types)} as desired")
+
+
+def cni_drift(addons: list[str] | None, daemonsets: list[str]) -> DriftItem:
+    bad_addons = [a for a in addons or [] if a in CONFLICTING_ADDONS]
+    bad_ds = [d for d in daemonsets if d in CONFLICTING_DAEMONSETS]
+    if not bad_addons and not bad_ds:
+        return DriftItem("CNI conflicts", OK, "no aws-node / kube-proxy, no vpc-cni / kube-proxy add-ons")
+    diffs = [f"kube-system/{d}: live present -> desired absent" for d in bad_ds]
+    diffs += [f"EKS add-on {a}: live installed -> desired absent (remove with `aws eks delete-addon`)" for a in bad_addons]
+    return DriftItem("CNI conflicts", BROKEN, "conflicting CNI components are back", diffs,
+                     "cni:daemonsets" if bad_ds and not bad_addons else None)
+
+
+def summary(items: list[DriftItem]) -> dict[str, Any]:
+    counts = {s: sum(1 for i in items if i.status == s) for s in (OK, DRIFTED, BROKEN)}
+    return {"clean": counts[DRIFTED] == 0 and counts[BROKEN] == 0, **counts,
+            "problems": [f"{i.check}: {i.status}: {i.detail}" for i in items if not i.ok]}
+
+
+def markdown(title: str, items: list[DriftItem]) -> str:
+    s = summary(items)
+    icon = {OK: "✅", DRIFTED: "🟠", BROKEN: "❌"}
+    lines = [f"# {title}", "", f"**{'No drift' if s['clean'] else 'Drift detected'}**: {s[OK]} ok, {s[DRIFTED]} drifted, "
+             f"{s[BROKEN]} broken", "", "| | check | status | detail |", "|---|---|---|---|"]
+    lines += [f"| {icon[i.status]} | {i.check} | {i.status} | {i.detail} |" for i in items]
+    for i in items:
+        if i.diffs:
+            lines += ["", f"## {i.check}", *[f"- `{d}`" for d in i.diffs]]
+    return "\n".join(lines)
+
+
+def as_dicts(items: list[DriftItem]) -> list[dict[str, Any]]:
+    return [asdict(i) for i in items]

@@ -1,0 +1,104 @@
+"""Drift tasks: observe the live stack without waiting, and the repairs that are not plain install steps
+(agents restart after a values-only Cilium change, nodegroup scaling, removing a re-appeared aws-node)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import get_run_logger
+
+from tasks import drift, readiness
+from tasks.drift_steps_support import certs_ttl_noise
+from tasks.errors import EksCiliumError
+from tasks.preflight import CONFLICTING_DAEMONSETS
+from tasks.readiness import Verdict
+from tasks.render import RenderedStack
+from tasks.steps import Ctx, live_release, node_diagnosis, sense, sensor, step, workload_verdict
+
+
+@step("observe_drift")
+def observe_drift(ctx: Ctx, rendered: RenderedStack) -> list[drift.DriftItem]:
+    """Every drift check, read once (no waiting): releases, workloads, nodes, nodegroup, CNI conflicts."""
+    items: list[drift.DriftItem] = []
+    stack = ctx.stack
+    plan = rendered.nodegroup
+    for name, rel in stack.releases.items():
+        if rel.enabled:
+            items.append(drift.release_drift(name, rel.version, live_release(ctx, name, rel), rendered.values[name]))
+    aws = ctx.aws()
+    live_ng = aws.describe_nodegroup(stack.cluster.name, plan.name)
+    try:
+        addons: list[str] | None = aws.list_addons(stack.cluster.name)
+    except EksCiliumError as e:
+        if e.transient:
+            raise
+        addons = None
+    with ctx.kube() as kube:
+        nodes = kube.list_nodes()
+        members = [n for n in nodes if ((n["metadata"].get("labels") or {}).get("eks.amazonaws.com/nodegroup") == plan.name)]
+        ready = [n for n in members if readiness.node_ready(n)]
+        for name, rel in stack.releases.items():
+            if not rel.enabled:
+                continue
+            for w in rel.workloads:
+                ns = w.namespace or rel.namespace
+                verdict = workload_verdict(kube, w, ns, len(ready))
+                noise = w.kind.value == "Job" and verdict.summary == "does not exist" and certs_ttl_noise(kube, ns, w.name)
+                items.append(drift.workload_drift(name, w.kind.value, f"{ns}/{w.name}", verdict, ttl_noise=noise))
+        ds = [d["metadata"]["name"] for d in kube.list_daemonsets("kube-system")]
+    items.append(drift.nodes_drift(len(ready), len(members), plan.desired_size))
+    items.append(drift.nodegroup_drift(plan, live_ng))
+    items.append(drift.cni_drift(addons, ds))
+    get_run_logger().info("drift: %s", drift.summary(items))
+    return items
+
+
+@step("restart_agents")
+def restart_agents(ctx: Ctx, release: str) -> str:
+    """Config-only Cilium upgrades do not restart the agents (rollOutCiliumPods defaults to false): restart them."""
+    rel = ctx.stack.releases[release]
+    agent = rel.workload("agent")
+    if agent is None:
+        return "no agent workload"
+    with ctx.kube() as kube:
+        kube.restart_daemonset(agent.namespace or rel.namespace, agent.name)
+    get_run_logger().info("restarted DaemonSet %s/%s so the agents load the new configuration", agent.namespace or rel.namespace, agent.name)
+    return agent.name
+
+
+@step("scale_nodegroup")
+def scale_nodegroup(ctx: Ctx, rendered: RenderedStack) -> dict[str, Any]:
+    plan = rendered.nodegroup
+    ctx.aws().update_nodegroup_scaling(ctx.stack.cluster.name, plan.name,
+                                       {"minSize": plan.min_size, "maxSize": plan.max_size, "desiredSize": plan.desired_size})
+    get_run_logger().info("nodegroup %s scaled back to %d", plan.name, plan.desired_size)
+    return {"nodegroup": plan.name, "desired": plan.desired_size}
+
+
+@step("remove_conflicting_daemonsets")
+def remove_conflicting_daemonsets(ctx: Ctx) -> list[str]:
+    removed = []
+    with ctx.kube() as kube:
+        for d in kube.list_daemonsets("kube-system"):
+            name = d["metadata"]["name"]
+            if name in CONFLICTING_DAEMONSETS:
+                kube.delete_daemonset("kube-system", name)
+                removed.append(name)
+    get_run_logger().warning("removed conflicting DaemonSet(s) kube-system/%s", ", kube-system/".join(removed))
+    return removed
+
+
+@sensor("wait_for_nodes_count")
+def wait_for_nodes_count(ctx: Ctx, rendered: RenderedStack) -> str:
+    """After scaling: exactly the desired number of nodes, all Ready."""
+
+    plan = rendered.nodegroup
+
+    def probe() -> Verdict:
+        with ctx.kube() as kube:
+            members = [n for n in kube.list_nodes() if (n["metadata"].get("labels") or {}).get("eks.amazonaws.com/nodegroup") == plan.name]
+        ready = sum(1 for n in members if readiness.node_ready(n))
+        return Verdict(ready == plan.desired_size == len(members), f"{ready} Ready of {len(members)}, want {plan.desired_size}")
+
+    return sense(ctx, f"nodegroup {plan.name} at {plan.desired_size} Ready nodes", probe, ctx.options.timeouts.nodes,
+                  hint="check the nodegroup in the EKS console", diagnose=lambda: node_diagnosis(ctx)).summary
