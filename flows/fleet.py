@@ -1,0 +1,89 @@
+"""Flow `fleet`: run check-drift (or repair, or install) for many clusters as separate deployment runs, so that
+every worker of the pool shares the load, with a cap on how many run at once; then one summary table."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from enum import StrEnum
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_table_artifact
+from prefect.deployments import run_deployment
+from pydantic import BaseModel, ConfigDict, Field
+
+from tasks.model import Stack
+from tasks.options import RunOptions
+
+
+class FleetAction(StrEnum):
+    check_drift = "check-drift"
+    repair = "repair"
+    install = "install"
+
+
+DEPLOYMENTS = {FleetAction.check_drift: "check-drift/check-drift", FleetAction.repair: "check-drift/repair-drift",
+               FleetAction.install: "install-stack/install-stack"}
+
+
+class FleetMember(BaseModel):
+    """One cluster of the fleet: its stack (or configs + environment through options)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    stack: Stack | None = Field(default=None, description="The cluster's stack; null = configs/stack.yaml with options.environment.")
+    options: RunOptions = Field(default_factory=RunOptions, description="Run options for this cluster.")
+
+
+def member_parameters(member: FleetMember, action: FleetAction) -> dict[str, Any]:
+    params: dict[str, Any] = {"options": member.options.model_dump(mode="json")}
+    if member.stack is not None:
+        params["stack"] = member.stack.model_dump(mode="json")
+    if action is FleetAction.check_drift:
+        params["fail_on_drift"] = True  # a drifted cluster shows as a failed child run with the drift summary
+    return params
+
+
+def member_name(member: FleetMember) -> str:
+    if member.stack is not None:
+        return f"{member.stack.cluster.region}/{member.stack.cluster.name}"
+    return f"configs ({member.options.environment or 'base'})"
+
+
+def classify(state_type: str, message: str) -> str:
+    if state_type == "COMPLETED":
+        return "ok"
+    if "drift detected" in message:
+        return "drifted"
+    return "error"
+
+
+@flow(name="fleet", log_prints=False, validate_parameters=True)
+def fleet(members: list[FleetMember], action: FleetAction = FleetAction.check_drift, max_concurrent: int = 10,
+          timeout_seconds: int = 7200, deployment: str | None = None) -> dict[str, Any]:
+    """Run `action` for every member as its own deployment run, at most `max_concurrent` at a time."""
+    logger = get_run_logger()
+    name = deployment or DEPLOYMENTS[action]
+    if max_concurrent < 1:
+        raise ValueError("max_concurrent must be at least 1")
+    start = time.monotonic()
+
+    def one(member: FleetMember) -> dict[str, Any]:
+        t0 = time.monotonic()
+        run: Any = run_deployment(name, parameters=member_parameters(member, action), timeout=timeout_seconds, as_subflow=True)
+        state = run.state
+        state_type = state.type.value if state else "UNKNOWN"
+        message = (state.message or "") if state else ""
+        return {"cluster": member_name(member), "run": run.name, "state": state_type, "result": classify(state_type, message),
+                "seconds": round(time.monotonic() - t0, 1), "message": message[:300]}
+
+    with ThreadPoolExecutor(max_workers=min(max_concurrent, max(1, len(members)))) as pool:
+        rows = list(pool.map(one, members))
+    counts = {k: sum(1 for r in rows if r["result"] == k) for k in ("ok", "drifted", "error")}
+    create_table_artifact(table=rows, key="fleet-summary", description=f"{action.value} for {len(rows)} cluster(s): {counts}")
+    for r in rows:
+        (logger.info if r["result"] == "ok" else logger.warning)("%s: %s (%s, %.1f s) %s", r["cluster"], r["result"], r["run"],
+                                                                   r["seconds"], r["message"])
+    return {"action": action.value, "deployment": name, "rows": rows, "counts": counts,
+            "seconds": round(time.monotonic() - start, 1)}
