@@ -3,6 +3,7 @@ every worker of the pool shares the load, with a cap on how many run at once; th
 
 from __future__ import annotations
 
+import contextvars
 import time
 from concurrent.futures import ThreadPoolExecutor
 from enum import StrEnum
@@ -78,8 +79,11 @@ def fleet(members: list[FleetMember], action: FleetAction = FleetAction.check_dr
         return {"cluster": member_name(member), "run": run.name, "state": state_type, "result": classify(state_type, message),
                 "seconds": round(time.monotonic() - t0, 1), "message": message[:300]}
 
+    # Each thread gets a copy of this run's context (Prefect settings and the parent flow run live in
+    # contextvars, which plain threads would not inherit).
     with ThreadPoolExecutor(max_workers=min(max_concurrent, max(1, len(members)))) as pool:
-        rows = list(pool.map(one, members))
+        futures = [pool.submit(contextvars.copy_context().run, one, m) for m in members]
+        rows = [f.result() for f in futures]
     counts = {k: sum(1 for r in rows if r["result"] == k) for k in ("ok", "drifted", "error")}
     create_table_artifact(table=rows, key="fleet-summary", description=f"{action.value} for {len(rows)} cluster(s): {counts}")
     for r in rows:
