@@ -25,6 +25,7 @@ from tasks.steps import (
     add_chart_repository,
     artifact_key,
     check_workload,
+    cleanup_context,
     discover_endpoint,
     install_release,
     prepare_cluster_access,
@@ -63,6 +64,13 @@ def check_drift(stack: Stack | None = None, options: RunOptions | None = None, m
     options = options or RunOptions()
     stack = resolve_stack(stack, options)
     ctx = prepare_context(stack, options, PROJECT_ROOT)
+    try:
+        return _check(ctx, stack, options, mode, fail_on_drift)
+    finally:
+        cleanup_context(ctx)
+
+
+def _check(ctx: Any, stack: Stack, options: RunOptions, mode: DriftMode, fail_on_drift: bool) -> dict[str, Any]:
     logger = get_run_logger()
     validate_stack(ctx)
     cluster = discover_endpoint(ctx)

@@ -30,6 +30,7 @@ from tasks.options import RunOptions
 from tasks.steps import (
     add_chart_repository,
     check_workload,
+    cleanup_context,
     create_nodegroup,
     discover_endpoint,
     install_release,
@@ -105,11 +106,14 @@ def install_stack(stack: Stack | None = None, options: RunOptions | None = None)
     logger.info("cluster %s in %s; releases %s; dry_run=%s", stack.cluster.name, stack.cluster.region,
                 ", ".join(f"{n} {r.version}" for n, r in stack.releases.items() if r.enabled), options.dry_run)
 
-    validate_stack(ctx)
-    # Mutating runs hold the cluster's lock from preflight on, so two runs never change one cluster at once;
-    # a dry run changes nothing and does not wait for it.
-    with nullcontext() if options.dry_run else cluster_lock(stack, options.lock_wait_seconds):
-        return _install(ctx, stack, options)
+    try:
+        validate_stack(ctx)
+        # Mutating runs hold the cluster's lock from preflight on, so two runs never change one cluster at once;
+        # a dry run changes nothing and does not wait for it.
+        with nullcontext() if options.dry_run else cluster_lock(stack, options.lock_wait_seconds):
+            return _install(ctx, stack, options)
+    finally:
+        cleanup_context(ctx)
 
 
 def _install(ctx: Any, stack: Stack, options: RunOptions) -> dict[str, Any]:

@@ -90,7 +90,7 @@ class Ctx:
         return Aws(self.stack.cluster.region)
 
     def kube(self) -> Kube:
-        return Kube(self.kubeconfig)
+        return Kube.shared(self.kubeconfig)
 
     def mark(self, step: str, event: str) -> None:
         with (self.workdir / "timeline.jsonl").open("a") as fh:
@@ -164,7 +164,8 @@ def discover_endpoint(ctx: Ctx) -> dict[str, Any]:
 @step("prepare_cluster_access")
 def prepare_cluster_access(ctx: Ctx, cluster: dict[str, Any]) -> str:
     """A 0600 kubeconfig whose user is the EKS exec credential plugin; checks the API answers."""
-    cfg = exec_kubeconfig(ctx.stack.cluster.name, ctx.stack.cluster.region, cluster["endpoint"], cluster["ca"])
+    cfg = exec_kubeconfig(ctx.stack.cluster.name, ctx.stack.cluster.region, cluster["endpoint"], cluster["ca"],
+                          cache_dir=str(ctx.workdir))
     path = write_private(Path(ctx.kubeconfig), yaml.safe_dump(cfg))
     with ctx.kube() as kube:
         v = kube.version()
@@ -649,3 +650,9 @@ def plan_install(ctx: Ctx, rendered: RenderedStack, pre: dict[str, Any]) -> dict
     for s in steps:
         get_run_logger().info("plan: %s -> %s%s", s["step"], s["action"], f" ({len(s['changes'])} change(s))" if s["changes"] else "")
     return {"steps": steps}
+
+
+def cleanup_context(ctx: Ctx) -> None:
+    """Remove the run's private directory (kubeconfig, rendered values, cached credential) and its client."""
+    Kube.forget(ctx.kubeconfig)
+    shutil.rmtree(ctx.workdir, ignore_errors=True)

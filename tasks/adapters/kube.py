@@ -8,6 +8,7 @@ invalid requests); a 404 on a read is `None`.
 from __future__ import annotations
 
 import datetime
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -47,11 +48,31 @@ def _call(what: str, fn: Callable[[], T], *, missing_ok: bool = False) -> T | No
                              hint="retried automatically; check that the endpoint is reachable from here") from None
 
 
+_SHARED: dict[str, Kube] = {}
+_SHARED_LOCK = threading.Lock()
+
+
 @dataclass
 class Kube:
-    """A client bound to one kubeconfig file."""
+    """A client bound to one kubeconfig file. `Kube.shared(path)` reuses one client (and its credential, which
+    the client refreshes itself) across the tasks and sensor polls of a process."""
 
     kubeconfig: str
+    persistent: bool = False
+
+    @classmethod
+    def shared(cls, kubeconfig: str) -> Kube:
+        with _SHARED_LOCK:
+            if kubeconfig not in _SHARED:
+                _SHARED[kubeconfig] = cls(kubeconfig, persistent=True)
+            return _SHARED[kubeconfig]
+
+    @staticmethod
+    def forget(kubeconfig: str) -> None:
+        with _SHARED_LOCK:
+            kube = _SHARED.pop(kubeconfig, None)
+        if kube is not None:
+            kube.api.close()
 
     def __post_init__(self) -> None:
         self.api = config.new_client_from_config(config_file=self.kubeconfig)
@@ -63,7 +84,8 @@ class Kube:
         self.custom = client.CustomObjectsApi(self.api)
 
     def close(self) -> None:
-        self.api.close()
+        if not self.persistent:
+            self.api.close()
 
     def __enter__(self) -> Kube:
         return self
