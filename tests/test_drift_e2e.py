@@ -68,7 +68,24 @@ def test_converged_cluster_reports_all_ok_without_mutation(converged):
     assert mutations(converged, since) == []
 
 
-def test_out_of_band_changes_are_reported_and_repair_converges(converged, tmp_path):
+@pytest.fixture
+def aws_actions():
+    from tasks.adapters import aws
+
+    aws.USED_ACTIONS.clear()
+    return aws.USED_ACTIONS
+
+
+# Actions AWS checks without a call of their own: CreateNodegroup passes the node role.
+IMPLIED_ACTIONS = {"iam:PassRole"}
+
+
+def policy_actions() -> set[str]:
+    policy = json.loads((ROOT / "configs" / "iam-policy.json").read_text())
+    return {a for st in policy["Statement"] for a in ([st["Action"]] if isinstance(st["Action"], str) else st["Action"])}
+
+
+def test_out_of_band_changes_are_reported_repair_converges_and_teardown_cleans_up(aws_actions, converged, tmp_path):
     sb = converged
     # 1. a value changed with helm, out of band
     helm(sb, "upgrade", "cilium", "cilium", "--version", "1.18.4", "-n", "kube-system", "--reuse-values",
@@ -103,6 +120,26 @@ def test_out_of_band_changes_are_reported_and_repair_converges(converged, tmp_pa
     assert repaired["summary"]["clean"] is True, repaired["summary"]
     assert "release cilium: agents restarted" in repaired["repaired"]
     assert drift(sb)["summary"]["clean"] is True
+
+    # Teardown (test clusters): refused without the right confirmation, then reverse order, then idempotent.
+    from flows.teardown_stack import teardown_stack
+    from tasks.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="was not confirmed"):
+        teardown_stack(confirm="isovalent-dem0", stack=stack_for(sb), options=options())
+    gone = teardown_stack(confirm=CLUSTER, stack=stack_for(sb), options=options())
+    assert gone["actions"] == ["release cilium-dnsproxy: uninstalled", "release tetragon: uninstalled",
+                               "nodegroup standard: deleted", "release cilium: uninstalled"]
+    again = teardown_stack(confirm=CLUSTER, stack=stack_for(sb), options=options())
+    assert all(a.endswith(": absent") for a in again["actions"]), again["actions"]
+    assert boto3.client("eks").list_nodegroups(clusterName=CLUSTER)["nodegroups"] == []
+
+    # Least privilege: install, drift, repair and teardown used exactly the actions configs/iam-policy.json grants.
+    used = set(aws_actions)
+    missing = used - policy_actions()
+    unused = policy_actions() - used - IMPLIED_ACTIONS
+    assert not missing, f"actions used but not in configs/iam-policy.json: {sorted(missing)}"
+    assert not unused, f"actions in configs/iam-policy.json that no flow used: {sorted(unused)}"
 
 
 def test_drift_cli_exit_codes(converged, monkeypatch, tmp_path):

@@ -62,12 +62,24 @@ def call(what: str, fn: Callable[[], T], *, not_found_hint: str | None = None) -
         raise PermanentError(f"{what}: no AWS region", hint="set cluster.region in the stack") from None
 
 
+# Every AWS operation this process called, as IAM action names ("eks:DescribeCluster"): logged by the flows
+# and checked against configs/iam-policy.json by the tests (least privilege).
+USED_ACTIONS: set[str] = set()
+_IAM_PREFIX = {"eks": "eks", "ec2": "ec2", "iam": "iam", "sts": "sts"}
+
+
+def _record(model: Any, **_: Any) -> None:
+    USED_ACTIONS.add(f"{_IAM_PREFIX.get(model.service_model.endpoint_prefix, model.service_model.endpoint_prefix)}:{model.name}")
+
+
 @functools.lru_cache(maxsize=64)
 def _client(region: str, service: str, endpoint: str | None) -> Any:
     # botocore's own retries stay small: our tasks retry transient errors with their own policy and log it.
     # `endpoint` is only part of the cache key: boto3 reads AWS_ENDPOINT_URL itself.
-    return boto3.session.Session(region_name=region).client(
+    client = boto3.session.Session(region_name=region).client(
         service, config=Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=5, read_timeout=30))
+    client.meta.events.register("before-call.*.*", _record)
+    return client
 
 
 @dataclass(frozen=True)
