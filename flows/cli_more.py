@@ -35,6 +35,24 @@ def register(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> Non
     down = sbs.add_parser("down", help="stop the sandbox and remove its state")
     down.add_argument("--state-dir", type=Path, default=DEFAULT_STATE)
     down.set_defaults(func=cmd_sandbox_down)
+    fault = sbs.add_parser("fault", help="make the next N matching API requests fail (or clear all rules with --clear)")
+    fault.add_argument("--state-dir", type=Path, default=DEFAULT_STATE)
+    fault.add_argument("--cluster", default="isovalent-demo")
+    fault.add_argument("--verb", default="*", help="get, list, watch, create, update, patch, delete or * (default)")
+    fault.add_argument("--resource", default="*", help="plural resource name, e.g. daemonsets (default: any)")
+    fault.add_argument("--count", type=int, default=1, help="how many requests (-1: until cleared)")
+    fault.add_argument("--status", type=int, default=500, help="HTTP status to answer (0 with --delay: only slow down)")
+    fault.add_argument("--delay", type=float, default=0.0, help="seconds to wait before answering")
+    fault.add_argument("--clear", action="store_true")
+    fault.set_defaults(func=cmd_sandbox_fault)
+    pods = sbs.add_parser("pods", help="make pods matching a selector crash-loop or stay Pending (or --clear)")
+    pods.add_argument("--state-dir", type=Path, default=DEFAULT_STATE)
+    pods.add_argument("--cluster", default="isovalent-demo")
+    pods.add_argument("--selector", default="", help="labels, e.g. k8s-app=cilium")
+    pods.add_argument("--mode", choices=["crashloop", "pending"], default="crashloop")
+    pods.add_argument("--message", default="injected fault")
+    pods.add_argument("--clear", action="store_true")
+    pods.set_defaults(func=cmd_sandbox_pods)
 
     ins = sub.add_parser("install", help="run the install flow (install_stack)")
     common(ins)
@@ -72,6 +90,56 @@ def cmd_sandbox_down(args: argparse.Namespace) -> int:
     from sandbox import control
 
     return control.down(args.state_dir)
+
+
+def _control(state_dir: Path, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    import urllib.error
+    import urllib.request
+
+    from sandbox import control
+
+    state = control.running(state_dir)
+    if state is None:
+        raise ConfigError("no sandbox is running", hint="start one with `eks-cilium sandbox up --detach`")
+    req = urllib.request.Request(state["control_url"] + path, method=method, data=json.dumps(body or {}).encode(),
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return json.loads(r.read() or b"{}")
+    except urllib.error.HTTPError as e:
+        raise ConfigError(f"the sandbox refused {method} {path}", observed=e.read().decode(errors="replace")) from None
+
+
+def cmd_sandbox_fault(args: argparse.Namespace) -> int:
+    try:
+        if args.clear:
+            _control(args.state_dir, "DELETE", f"/_sandbox/clusters/{args.cluster}/faults")
+            print("sandbox: fault rules cleared")
+            return 0
+        rule = _control(args.state_dir, "POST", f"/_sandbox/clusters/{args.cluster}/faults",
+                        {"verb": args.verb, "resource": args.resource, "count": args.count, "status": args.status,
+                         "delay_seconds": args.delay})
+    except EksCiliumError as e:
+        return _exit_error(e)
+    print(f"sandbox: fault {rule['id']}: next {rule['count']} {rule['verb']} {rule['resource']} -> {rule['status']}")
+    return 0
+
+
+def cmd_sandbox_pods(args: argparse.Namespace) -> int:
+    try:
+        if args.clear:
+            _control(args.state_dir, "DELETE", f"/_sandbox/clusters/{args.cluster}/pod-policies")
+            print("sandbox: pod policies cleared")
+            return 0
+        selector = dict(kv.split("=", 1) for kv in args.selector.split(",") if "=" in kv)
+        if not selector:
+            raise ConfigError("--selector needs at least one label, e.g. k8s-app=cilium")
+        policy = _control(args.state_dir, "POST", f"/_sandbox/clusters/{args.cluster}/pod-policies",
+                          {"selector": selector, "mode": args.mode, "message": args.message})
+    except EksCiliumError as e:
+        return _exit_error(e)
+    print(f"sandbox: pods matching {policy['selector']} now {policy['mode']}")
+    return 0
 
 
 # ---- install ---------------------------------------------------------------------------------------------
