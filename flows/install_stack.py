@@ -37,6 +37,7 @@ from tasks.steps import (
     plan_install,
     prepare_cluster_access,
     prepare_context,
+    recover_release,
     render_values,
     run_preflight,
     validate_stack,
@@ -132,6 +133,9 @@ def _install(ctx: Any, stack: Stack, options: RunOptions) -> dict[str, Any]:
         plan = plan_install(ctx, rendered, pre)
         return {**base, "dry_run": True, "ok": True, "plan": plan["steps"]}
 
+    # Releases an interrupted run left pending-*: recover them first (preflight let them through for this).
+    recovered = [recover_release(ctx, name, state) for name, state in pre["releases"].items()
+                 if str(state.get("status") or "").startswith("pending-")]
     cilium_name = stack.cilium[0]
     expected_nodes = rendered.nodegroup.desired_size
     cilium_f = install_release.submit(ctx, cilium_name, rendered, wait_for=[pre_f])
@@ -164,7 +168,7 @@ def _install(ctx: Any, stack: Stack, options: RunOptions) -> dict[str, Any]:
     report = verify_stack(ctx, rendered)
     result = {**base, "dry_run": False, "ok": report["ok"], "verification": report,
               "releases": {r["release"]: r for r in (f.result() for f in installs)},
-              "nodegroup": nodegroup_f.result(), "timeline": ctx.timeline()}
+              "nodegroup": nodegroup_f.result(), "timeline": ctx.timeline(), "recovered": recovered}
     if not report["ok"]:
         raise VerificationFailed(result)
     logger.info("install complete: every verification check passed")

@@ -32,6 +32,17 @@ class NodegroupBehaviour:
 
 
 @dataclass
+class AwsFault:
+    """Make the next `count` calls of an EKS `operation` (e.g. DescribeCluster) fail like AWS does."""
+
+    operation: str
+    count: int = 1
+    status: int = 429
+    code: str = "ThrottlingException"
+    message: str = "Rate exceeded"
+
+
+@dataclass
 class ClusterBehaviour:
     creating_polls: int = 0  # DescribeCluster answers CREATING this many times first
     addons: list[str] = field(default_factory=list)  # managed add-ons ListAddons reports
@@ -46,6 +57,8 @@ class AwsSandbox:
         self.behaviours: dict[str, ClusterBehaviour] = {}
         self.nodegroup_created: dict[tuple[str, str], float] = {}
         self.ready_nodes: dict[str, dict[str, int]] = {}  # cluster -> nodegroup -> Ready nodes (from the emulator)
+        self.faults: list[AwsFault] = []
+        self.calls: list[str] = []  # EKS operations served, in order (capped)
         self._server: Any = None
         self.endpoint_url = ""
         self.region = "us-east-1"
@@ -85,6 +98,15 @@ class AwsSandbox:
         from moto.eks.models import eks_backends
 
         return eks_backends[ACCOUNT][self.region]
+
+    def take_fault(self, operation: str) -> AwsFault | None:
+        with self._lock:
+            self.calls = [*self.calls[-999:], operation]
+            for f in self.faults:
+                if f.operation == operation and f.count != 0:
+                    f.count -= 1
+                    return f
+        return None
 
     # ---- scenario ------------------------------------------------------------------------------------
     def create_network(self) -> dict[str, Any]:
@@ -218,6 +240,19 @@ def _patch_moto(sandbox: AwsSandbox) -> None:
         return ActionResult({"addons": list(beh.addons) if beh else []})
 
     EKSResponse.list_addons = list_addons  # type: ignore[attr-defined]
+
+    original_call_action = EKSResponse.call_action
+
+    def call_action(self: EKSResponse) -> Any:
+        fault = _PATCHED[0].take_fault(self._get_action()) if _PATCHED else None
+        if fault is not None:
+            import json as _json
+
+            return fault.status, {"Content-Type": "application/json", "x-amzn-ErrorType": fault.code}, \
+                _json.dumps({"__type": fault.code, "message": fault.message})
+        return original_call_action(self)
+
+    EKSResponse.call_action = call_action  # type: ignore[method-assign,assignment]
 
     original_describe = EKSBackend.describe_cluster
 

@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from sandbox.aws import FAKE_CREDENTIALS, AwsSandbox, ClusterBehaviour, NodegroupBehaviour
+from sandbox.aws import FAKE_CREDENTIALS, AwsFault, AwsSandbox, ClusterBehaviour, NodegroupBehaviour
 from sandbox.chartrepo import ChartRepo
 from sandbox.kube.controllers import Controllers, NodegroupView, PodPolicy, SimConfig, node_ready
 from sandbox.kube.server import Emulator, FaultRule
@@ -345,6 +345,8 @@ class Sandbox:
             beh.addons = list(body["addons"])
         for key, value in (body.get("nodegroup") or {}).items():
             setattr(beh.nodegroup, key, value)
+        for fault in body.get("faults") or []:
+            self.aws.faults.append(AwsFault(**fault))
         return web.json_response({"creating_polls": beh.creating_polls, "addons": beh.addons, "nodegroup": asdict(beh.nodegroup)})
 
     async def _requests(self, request: web.Request) -> web.Response:

@@ -43,6 +43,7 @@ class ClusterFacts:
     render_errors: dict[str, str] = field(default_factory=dict)  # release -> helm's message
     values_errors: list[str] = field(default_factory=list)
     nodegroup_errors: list[str] = field(default_factory=list)
+    recover_pending: bool = True  # releases stuck in pending-* are recovered by the flow instead of blocking
 
 
 def service_monitor_paths(values: Any, prefix: str = "") -> list[str]:
@@ -102,7 +103,7 @@ def evaluate(facts: ClusterFacts, rendered_values: dict[str, dict[str, Any]]) ->
             f"--cluster-name {facts.cluster} --principal-arn {facts.principal} --access-scope type=cluster --policy-arn "
             "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy`")
     for name, state in facts.releases.items():
-        if state.status and state.status.startswith("pending-"):
+        if state.status and state.status.startswith("pending-") and not facts.recover_pending:
             problems.append(
                 f"release {name} in {state.namespace} is stuck in {state.status} (revision {state.revision}) from an "
                 f"interrupted run. Fix: {' ; '.join(recovery_commands(state))} and run again")

@@ -26,7 +26,7 @@ from tasks.adapters.aws import Aws
 from tasks.adapters.helm import Helm
 from tasks.adapters.kube import Kube
 from tasks.diff import diff_values
-from tasks.errors import CommandError, ConfigError, EksCiliumError, PermanentError, PreflightFailed, ToolError
+from tasks.errors import CommandError, ConfigError, EksCiliumError, PermanentError, PreflightFailed, ToolError, TransientError
 from tasks.model import Release, Stack, Workload
 from tasks.network import pick_node_role, private_subnets
 from tasks.nodegroup_plan import NodegroupPlan, create_nodegroup_request, nodegroup_spec_differences
@@ -236,10 +236,7 @@ def release_states(ctx: Ctx) -> dict[str, preflight.ReleaseState]:
                                                   chart.rsplit("-", 1)[-1] if "-" in chart else None)
     for name, state in states.items():
         if state.status and state.status.startswith("pending-"):
-            hist = helm.run_json(helm_argv.history(ctx.helm_binary, name, state.namespace, ctx.kubeconfig),
-                                 what=f"history of {name}") or []
-            deployed = [int(h["revision"]) for h in hist if h.get("status") in ("deployed", "superseded")]
-            state.last_deployed_revision = max(deployed) if deployed else None
+            state.last_deployed_revision = _last_deployed_revision(ctx, name, state.namespace)
     return states
 
 
@@ -335,6 +332,7 @@ def run_preflight(ctx: Ctx, cluster: dict[str, Any], rendered: RenderedStack) ->
             nodes=[n["metadata"]["name"] for n in kube.list_nodes()],
             servicemonitor_crd=kube.crd_exists(preflight.SERVICEMONITOR_CRD),
             admin_allowed=allowed, admin_reason=reason, cilium_release=ctx.stack.cilium[0],
+            recover_pending=ctx.options.recover_pending,
         )
     facts.releases = release_states(ctx)
     for rname, rel in ctx.stack.releases.items():
@@ -347,6 +345,11 @@ def run_preflight(ctx: Ctx, cluster: dict[str, Any], rendered: RenderedStack) ->
     blocking = preflight.evaluate(facts, rendered.values)
     if not blocking:
         for rname, rel in ctx.stack.releases.items():
+            state = facts.releases.get(rname)
+            if state is not None and str(state.status).startswith("pending-"):
+                # helm refuses even a dry run while the release is pending; it is recovered before the install.
+                logger.warning("release %s is %s: it will be recovered before the install", rname, state.status)
+                continue
             if rel.enabled and rname not in facts.missing_chart_versions:
                 err = _render_check(ctx, rname, rel)
                 if err:
@@ -367,6 +370,37 @@ def run_preflight(ctx: Ctx, cluster: dict[str, Any], rendered: RenderedStack) ->
                 len(facts.nodes))
     return {"nodegroup_request": ng_request, "nodegroup_exists": existing is not None,
             "releases": {k: vars(v) for k, v in facts.releases.items()}}
+
+
+def _last_deployed_revision(ctx: Ctx, name: str, namespace: str) -> int | None:
+    hist = ctx.helm().run_json(helm_argv.history(ctx.helm_binary, name, namespace, ctx.kubeconfig), what=f"history of {name}") or []
+    deployed = [int(h["revision"]) for h in hist if h.get("status") in ("deployed", "superseded")]
+    return max(deployed) if deployed else None
+
+
+def recover_pending(ctx: Ctx, name: str, status: str, revision: Any) -> str:
+    """A release left pending-* by an interrupted helm (a killed process keeps helm's lock on the release):
+    roll back to the last deployed revision when there is one, else uninstall the pending release."""
+    rel = ctx.stack.releases[name]
+    logger = get_run_logger()
+    last = _last_deployed_revision(ctx, name, rel.namespace)
+    if last:
+        argv = helm_argv.rollback(ctx.helm_binary, name, rel.namespace, last, timeout_seconds=rel.timeout_seconds,
+                                  kubeconfig=ctx.kubeconfig)
+        action = f"release {name} was {status} (revision {revision}): rolled back to revision {last}"
+    else:
+        argv = helm_argv.uninstall(ctx.helm_binary, name, rel.namespace, timeout_seconds=rel.timeout_seconds,
+                                   kubeconfig=ctx.kubeconfig)
+        action = f"release {name} was {status} with no deployed revision: uninstalled the pending release"
+    logger.warning("recovering: %s", helm_argv.shell_line(argv))
+    ctx.helm().run(argv, what=f"recover release {name}", timeout=rel.timeout_seconds + 60)
+    logger.warning("%s", action)
+    return action
+
+
+@step("recover_release")
+def recover_release(ctx: Ctx, name: str, state: dict[str, Any]) -> str:
+    return recover_pending(ctx, name, str(state.get("status")), state.get("revision"))
 
 
 # ---- helm releases --------------------------------------------------------------------------------------
@@ -400,6 +434,11 @@ def install_release(ctx: Ctx, name: str, rendered: RenderedStack) -> dict[str, A
     rel = ctx.stack.releases[name]
     logger = get_run_logger()
     same, status = _desired_unchanged(ctx, name, rel, rendered.values[name])
+    if status is not None and str(status.get("status", "")).startswith("pending-"):
+        # Left pending by an earlier attempt of this very task (helm was interrupted, or could not record the
+        # release's final state): recover, then install again.
+        recover_pending(ctx, name, str(status["status"]), status.get("revision"))
+        same, status = _desired_unchanged(ctx, name, rel, rendered.values[name])
     if same and status is not None:
         logger.info("release %s: %s %s already deployed with the desired values (revision %s); nothing to do",
                     name, rel.chart, rel.version, status.get("revision"))
@@ -412,6 +451,13 @@ def install_release(ctx: Ctx, name: str, rendered: RenderedStack) -> dict[str, A
     result = ctx.helm().run_json(argv, what=f"install release {name}", timeout=rel.timeout_seconds + 60) or {}
     ctx.mark(f"helm {name}", "done")
     revision = result.get("version")
+    recorded = live_release(ctx, name, rel)
+    if recorded is None or recorded.get("status") != "deployed":
+        # helm only logs a failure to record the final release state and still exits 0 (e.g. the API was briefly
+        # unavailable); the release would stay pending and block every later helm operation.
+        raise TransientError(f"helm installed release {name} but its release record says "
+                             f"{(recorded or {}).get('status', 'nothing')}",
+                             observed=f"revision {revision}", hint="retried automatically: the pending release is recovered first")
     logger.info("release %s: revision %s %s", name, revision, ((result.get("info") or {}).get("status")))
     return {"release": name, "action": "installed" if status is None else "upgraded", "revision": revision, "version": rel.version}
 

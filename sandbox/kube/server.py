@@ -174,7 +174,7 @@ class Emulator:
         self.request_log.append(entry)
         try:
             if time.time() < self.unavailable_until:
-                raise ApiError(503, "ServiceUnavailable", "the API server is unavailable (injected outage)")
+                raise ApiError(503, "ServiceUnavailable", "the server is currently unable to handle the request (injected outage)")
             if request.path not in UNAUTHENTICATED_PATHS:
                 self._authenticate(request)
             if self.latency_seconds:

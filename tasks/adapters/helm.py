@@ -23,7 +23,8 @@ MIN_VERSION = (3, 14)
 TRANSIENT_PATTERNS = re.compile(
     r"connection refused|connection reset|i/o timeout|TLS handshake timeout|EOF$|server is currently unable|"
     r"Service Unavailable|too many requests|etcdserver: request timed out|http2: client connection lost|"
-    r"the server has received too many requests|context deadline exceeded \(Client\.Timeout",
+    r"the server has received too many requests|context deadline exceeded \(Client\.Timeout|Internal error occurred|"
+    r"the server is currently unable to handle the request|an error on the server",
     re.IGNORECASE | re.MULTILINE,
 )
 IN_PROGRESS = "another operation (install/upgrade/rollback) is in progress"
