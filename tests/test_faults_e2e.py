@@ -90,3 +90,24 @@ def test_helm_killed_mid_install_is_recovered_on_the_next_run(sandbox, prefect_h
     assert result["ok"]
     assert result["recovered"] == ["release cilium was pending-install with no deployed revision: uninstalled the pending release"]
     converged_once(sandbox)
+
+
+def test_tokens_expiring_during_a_long_helm_run_are_refreshed(tmp_path, monkeypatch, isolated_tools, prefect_harness):
+    """The API accepts a token for 6 s and the plugin's credentials live 3 s; the hook Job takes 8 s, so the Cilium
+    helm install outlives several tokens. helm, the kubernetes client and the sensors re-run the plugin."""
+    from sandbox.kube.controllers import SimConfig
+    from tests.conftest import start_sandbox
+
+    monkeypatch.setenv("EKS_CILIUM_TOKEN_LIFETIME_SECONDS", "3")
+    sb = start_sandbox(tmp_path, monkeypatch, sim=SimConfig(job_run_seconds=8.0))
+    emu = sb.clusters[CLUSTER].emulator
+    emu.access.token_ttl_seconds = 6
+    try:
+        result = run_install(stack_for(sb), options())
+        assert result["ok"]
+        t = {(e["step"], e["event"]): e["t"] for e in result["timeline"]}
+        helm_seconds = t[("helm cilium", "done")] - t[("helm cilium", "start")]
+        assert helm_seconds > 6, f"the helm run ({helm_seconds:.1f} s) must outlive a token"
+        assert len(emu.tokens_seen) >= 3, "credentials were refreshed during the run"
+    finally:
+        sb.stop()

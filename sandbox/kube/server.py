@@ -125,6 +125,7 @@ class Emulator:
         self.request_log: deque[dict[str, Any]] = deque(maxlen=REQUEST_LOG_CAP)
         self.request_count = 0
         self.unavailable_until = 0.0
+        self.tokens_seen: set[str] = set()  # distinct EKS tokens accepted (capped), to observe credential refreshes
         self.app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=[self._middleware])
         self._routes()
         self._init_cluster()
@@ -198,6 +199,8 @@ class Emulator:
         if why is not None:
             self.request_log.append({"t": time.time(), "auth_error": why})
             raise ApiError(401, "Unauthorized", "Unauthorized")
+        if len(self.tokens_seen) < 10_000:
+            self.tokens_seen.add(token[-16:])
 
     def _check_faults(self, verb: str, rt: ResourceType, name: str) -> FaultRule | None:
         for rule in self.faults:
