@@ -31,6 +31,7 @@ def package_chart(src: Path) -> tuple[dict[str, Any], bytes]:
 
 class ChartRepo:
     def __init__(self, sources: list[Path] | None = None) -> None:
+        self.auth: tuple[str, str] | None = None  # (username, password) for HTTP basic auth, like a private mirror
         self.archives: dict[str, bytes] = {}
         self.entries: dict[str, list[dict[str, Any]]] = {}
         for src in sources or [CHARTS_DIR / c for c in STANDIN_CHARTS]:
@@ -48,3 +49,17 @@ class ChartRepo:
     def index_yaml(self) -> str:
         return yaml.safe_dump({"apiVersion": "v1", "entries": self.entries,
                                "generated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+
+
+def basic_auth_ok(header: str | None, auth: tuple[str, str] | None) -> bool:
+    import base64
+
+    if auth is None:
+        return True
+    if not header or not header.startswith("Basic "):
+        return False
+    try:
+        user, _, password = base64.b64decode(header[6:]).decode().partition(":")
+    except ValueError:
+        return False
+    return (user, password) == auth

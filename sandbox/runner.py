@@ -21,7 +21,7 @@ import yaml
 from aiohttp import web
 
 from sandbox.aws import FAKE_CREDENTIALS, AwsFault, AwsSandbox, ClusterBehaviour, NodegroupBehaviour
-from sandbox.chartrepo import ChartRepo
+from sandbox.chartrepo import ChartRepo, basic_auth_ok
 from sandbox.kube.controllers import Controllers, NodegroupView, PodPolicy, SimConfig, node_ready
 from sandbox.kube.server import Emulator, FaultRule
 from sandbox.tls import make_certs
@@ -252,7 +252,9 @@ class Sandbox:
     # ---- control API -------------------------------------------------------------------------------------------
     def _control_routes(self, app: web.Application) -> None:
         r = app.router
-        async def index(_: web.Request) -> web.Response:
+        async def index(request: web.Request) -> web.Response:
+            if not basic_auth_ok(request.headers.get("Authorization"), self.repo.auth):
+                return web.Response(status=401, text="unauthorized", headers={"WWW-Authenticate": 'Basic realm="charts"'})
             return web.Response(text=self.repo.index_yaml(), content_type="text/yaml")
 
         r.add_get("/charts/index.yaml", index)
@@ -269,6 +271,8 @@ class Sandbox:
         r.add_get("/_sandbox/clusters/{name}/requests", self._requests)
 
     async def _chart_file(self, request: web.Request) -> web.Response:
+        if not basic_auth_ok(request.headers.get("Authorization"), self.repo.auth):
+            return web.Response(status=401, text="unauthorized", headers={"WWW-Authenticate": 'Basic realm="charts"'})
         data = self.repo.archives.get(request.match_info["file"])
         if data is None:
             return web.Response(status=404, text="no such chart archive")

@@ -600,10 +600,15 @@ def prepare_context(stack: Stack, options: RunOptions, project_root: Path) -> Ct
     config_dir = Path(options.config_dir)
     if not config_dir.is_absolute():
         config_dir = project_root / config_dir
-    env = {k: v for k, v in os.environ.items() if k.startswith("HELM_")}
+    workdir = private_dir()
+    # helm's repository list lives in the run's private directory: repository credentials never land in the
+    # user's helm configuration and are removed with the directory; the user's own repositories stay untouched.
+    env = {**{k: v for k, v in os.environ.items() if k.startswith("HELM_")},
+           "HELM_REPOSITORY_CONFIG": str(workdir / "helm-repositories.yaml"),
+           "HELM_REPOSITORY_CACHE": str(workdir / "helm-repository-cache")}
     helm = Helm(find_helm(), env)
     major = helm.check_version()[0]
-    return Ctx(stack=stack, options=options, config_dir=config_dir, workdir=private_dir(), helm_binary=helm.binary,
+    return Ctx(stack=stack, options=options, config_dir=config_dir, workdir=workdir, helm_binary=helm.binary,
                helm_env=env, helm_major=major)
 
 
