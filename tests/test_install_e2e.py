@@ -152,16 +152,25 @@ def test_unknown_cluster_fails_fast_with_a_hint(sandbox, prefect_harness, tmp_pa
     assert time.monotonic() - t0 < 30, "an unknown cluster is a permanent error: no polling until the deadline"
 
 
-def test_nodegroup_create_failed_shows_the_health_issue(tmp_path, monkeypatch, isolated_tools, prefect_harness):
+@pytest.mark.parametrize(("outcome", "status", "code", "message"), [
+    ("create_failed", "CREATE_FAILED", "NodeCreationFailure", "Instances failed to join the kubernetes cluster"),
+    ("degraded", "DEGRADED", "AsgInstanceLaunchFailures", "Could not launch On-Demand Instances. InsufficientInstanceCapacity"),
+])
+def test_failed_or_degraded_nodegroup_shows_the_health_issue(tmp_path, monkeypatch, isolated_tools, prefect_harness,
+                                                             outcome, status, code, message):
+    """The boto3 waiter would ignore DEGRADED and wait 40 minutes; the sensor fails at once with the issue."""
     from sandbox.aws import NodegroupBehaviour
     from sandbox.runner import ClusterProfile
 
-    sb = start_sandbox(tmp_path, monkeypatch, profile=ClusterProfile(nodegroup=NodegroupBehaviour(outcome="create_failed")))
+    behaviour = NodegroupBehaviour(outcome=outcome, issue_code=code, issue_message=message)
+    sb = start_sandbox(tmp_path, monkeypatch, profile=ClusterProfile(nodegroup=behaviour))
     try:
+        t0 = time.monotonic()
         with pytest.raises(EksCiliumError) as e:
             run_install(stack_for(sb), options())
         text = str(e.value)
-        assert "CREATE_FAILED" in text and "NodeCreationFailure" in text and "Instances failed to join" in text
+        assert status in text and code in text and message in text
+        assert time.monotonic() - t0 < 120
     finally:
         sb.stop()
 
