@@ -557,7 +557,7 @@ def node_diagnosis(ctx: Ctx) -> list[str]:
 def _workload_diagnosis(ctx: Ctx, w: Workload, namespace: str) -> list[str]:
     with ctx.kube() as kube:
         pods = kube.list_pods(namespace, w.selector)
-        lines = readiness.pod_problems(pods) or [f"no pods match {w.selector}"] if not pods or readiness.pod_problems(pods) else []
+        lines = readiness.pod_problems(pods) if pods else [f"no pods match {w.selector}"]
         names = [w.name] + [p["metadata"]["name"] for p in pods]
         for e in kube.list_events(namespace, names, limit=8):
             lines.append(f"event {e.get('type')} {e.get('reason')} {e['involvedObject'].get('name')}: {e.get('message')}"
