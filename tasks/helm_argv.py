@@ -80,10 +80,6 @@ def upgrade_install(
     return argv + _kube(kubeconfig)
 
 
-def status(helm: str, release: str, namespace: str, kubeconfig: str | None = None) -> list[str]:
-    return [helm, "status", _arg(release, "release name"), "--namespace", _arg(namespace, "namespace"), "-o", "json"] + _kube(kubeconfig)
-
-
 def get_values(helm: str, release: str, namespace: str, kubeconfig: str | None = None) -> list[str]:
     return [helm, "get", "values", _arg(release, "release name"), "--namespace", _arg(namespace, "namespace"),
             "-o", "json"] + _kube(kubeconfig)

@@ -19,7 +19,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sandbox.kube.selectors import match_label_selector_object
 from sandbox.kube.store import now_iso
 
 if TYPE_CHECKING:
@@ -657,7 +656,7 @@ class Controllers:
             if not spec.get("hostNetwork") and not node_ready(node):
                 # No CNI on the node yet: the sandbox cannot be created.
                 self._pod_status(pod, "Pending", False, waiting=("ContainerCreating", ""), node=node)
-                if not any(True for _ in [0] if self._has_event(pod, "FailedCreatePodSandBox")):
+                if not self._has_event(pod, "FailedCreatePodSandBox"):
                     self.event(pod, "Pod", "FailedCreatePodSandBox",
                                "Failed to create pod sandbox: plugin type=\"cilium-cni\" failed: unable to connect to Cilium agent", "Warning")
                 continue
@@ -783,6 +782,3 @@ def _max_unavailable(d: dict[str, Any], replicas: int) -> int:
         return int(replicas * int(v[:-1]) / 100)
     return int(v)
 
-
-def matches_selector(sel: dict[str, Any] | None, obj: dict[str, Any]) -> bool:
-    return match_label_selector_object(sel, obj["metadata"].get("labels") or {})

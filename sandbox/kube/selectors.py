@@ -91,18 +91,3 @@ def field_matcher(selector: str | None) -> Matcher:
 
     reqs = [requirement(term) for term in _split_top(selector or "")]
     return lambda o: all(r(o) for r in reqs)
-
-
-def match_label_selector_object(selector: dict[str, Any] | None, labels: dict[str, str]) -> bool:
-    """A metav1.LabelSelector (matchLabels/matchExpressions) against labels; empty matches everything."""
-    if not selector:
-        return True
-    for k, v in (selector.get("matchLabels") or {}).items():
-        if labels.get(k) != v:
-            return False
-    for e in selector.get("matchExpressions") or []:
-        k, op, vals = e.get("key"), e.get("operator"), set(e.get("values") or [])
-        if (op == "In" and labels.get(k) not in vals) or (op == "NotIn" and labels.get(k) in vals) \
-                or (op == "Exists" and k not in labels) or (op == "DoesNotExist" and k in labels):
-            return False
-    return True

@@ -119,8 +119,5 @@ class Store:
         self._emit(key, "DELETED", obj)
         return obj
 
-    def find_uid(self, uid: str) -> bool:
-        return uid in self.uids()
-
     def uids(self) -> set[str]:
         return {o["metadata"]["uid"] for b in self.objects.values() for o in b.values()}
