@@ -20,7 +20,7 @@ from tasks.drift_steps import observe_drift, remove_conflicting_daemonsets, rest
 from tasks.errors import PermanentError
 from tasks.locking import cluster_lock
 from tasks.model import Component, Stack
-from tasks.options import DriftMode, RunOptions
+from tasks.options import DEFAULT_OPTIONS, DriftMode, RunOptions
 from tasks.steps import (
     add_chart_repository,
     artifact_key,
@@ -58,10 +58,9 @@ def _report(stack: Stack, items: list[drift.DriftItem], title: str) -> dict[str,
 
 
 @flow(name="check-drift", log_prints=False, validate_parameters=True)
-def check_drift(stack: Stack | None = None, options: RunOptions | None = None, mode: DriftMode = DriftMode.report,
+def check_drift(stack: Stack | None = None, options: RunOptions = DEFAULT_OPTIONS, mode: DriftMode = DriftMode.report,
                 fail_on_drift: bool = False) -> dict[str, Any]:
     """Report (or repair) differences between the live cluster and the desired stack."""
-    options = options or RunOptions()
     stack = resolve_stack(stack, options)
     ctx = prepare_context(stack, options, PROJECT_ROOT)
     try:

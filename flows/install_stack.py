@@ -26,7 +26,7 @@ from tasks.adapters.helm import cancel_scope
 from tasks.errors import EksCiliumError, PermanentError
 from tasks.locking import cluster_lock
 from tasks.model import Component, Stack, load_stack
-from tasks.options import RunOptions
+from tasks.options import DEFAULT_OPTIONS, RunOptions
 from tasks.steps import (
     add_chart_repository,
     check_workload,
@@ -97,10 +97,9 @@ def _wait_all(futures: list[PrefectFuture[Any]], scope: str) -> None:
 
 
 @flow(name="install-stack", log_prints=False, validate_parameters=True)
-def install_stack(stack: Stack | None = None, options: RunOptions | None = None) -> dict[str, Any]:
+def install_stack(stack: Stack | None = None, options: RunOptions = DEFAULT_OPTIONS) -> dict[str, Any]:
     """Install Cilium Enterprise (Hubble, Timescape), the nodegroup, Tetragon and the DNS proxy HA on an EKS
     cluster created with default add-ons disabled, verify the runbook's expected output and report it."""
-    options = options or RunOptions()
     stack = resolve_stack(stack, options)
     ctx = prepare_context(stack, options, PROJECT_ROOT)
     logger = get_run_logger()

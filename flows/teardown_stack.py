@@ -13,7 +13,7 @@ from tasks import helm_argv
 from tasks.errors import CommandError, ConfigError
 from tasks.locking import cluster_lock
 from tasks.model import Component, Stack
-from tasks.options import RunOptions
+from tasks.options import DEFAULT_OPTIONS, RunOptions
 from tasks.readiness import Verdict
 from tasks.steps import (
     Ctx,
@@ -67,9 +67,8 @@ def delete_nodegroup(ctx: Ctx, nodegroup: str) -> str:
 
 
 @flow(name="teardown-stack", log_prints=False, validate_parameters=True)
-def teardown_stack(confirm: str, stack: Stack | None = None, options: RunOptions | None = None) -> dict[str, Any]:
+def teardown_stack(confirm: str, stack: Stack | None = None, options: RunOptions = DEFAULT_OPTIONS) -> dict[str, Any]:
     """Remove DNS proxy, Tetragon, the nodegroup and Cilium (in that order). `confirm` must be the cluster name."""
-    options = options or RunOptions()
     stack = resolve_stack(stack, options)
     if confirm != stack.cluster.name:
         raise ConfigError(f"teardown of {stack.cluster.name} was not confirmed", observed=f"confirm={confirm!r}",

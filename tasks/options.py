@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class NodegroupMethod(StrEnum):
@@ -33,8 +33,11 @@ class RunOptions(BaseModel):
 
     config_dir: str = Field(default="configs", min_length=1, pattern=r"^[^\x00\n]+$",
                             description="Directory with stack.yaml and the values files (relative to the project).")
-    environment: str | None = Field(default=None, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
-                                    description="Overlay configs/environments/NAME.yaml (used when no stack is given).")
+    # A plain string (empty = no overlay) rather than `str | None`: an anyOf schema makes the UI and API answer
+    # "is not valid under any of the given schemas" instead of naming the pattern the value breaks.
+    environment: str = Field(default="", pattern=r"^$|^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+                             description="Overlay configs/environments/NAME.yaml: lower-case letters, digits and '-'; "
+                                         "empty = none (used when no stack is given).")
     values_overrides: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="Per release name, values deep-merged over the values file (null removes a key).")
     dry_run: bool = Field(default=False, description="Discover, preflight, render and report the plan; change nothing.")
@@ -47,6 +50,18 @@ class RunOptions(BaseModel):
                                   "deployed revision, else uninstall the pending release) instead of stopping at preflight.")
     lock_wait_seconds: float = Field(default=600, ge=0, le=86400,
                                      description="How long a mutating run waits for another run on the same cluster to finish.")
+
+    @field_validator("environment", mode="before")
+    @classmethod
+    def _no_environment(cls, value: Any) -> Any:
+        # Python callers (the CLI, fleet members built in code) pass None for "no overlay".
+        return "" if value is None else value
+
+
+# The flows' default. A non-optional default (rather than `RunOptions | None`) gives the deployment schema a plain
+# $ref, so the Prefect UI and API name the offending field (`options.environment ...`) instead of reporting that
+# the whole object "is not valid under any of the given schemas". RunOptions is frozen, so sharing it is safe.
+DEFAULT_OPTIONS = RunOptions()
 
 
 class DriftMode(StrEnum):

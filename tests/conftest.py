@@ -97,3 +97,12 @@ def prefect_harness():
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory):
+    """One real Prefect server (API + UI) with our deployments, shared by the tests that operate through Prefect."""
+    from tests.prefect_support import running_prefect_server
+
+    with running_prefect_server(tmp_path_factory.mktemp("prefect-home")) as env:
+        yield env
