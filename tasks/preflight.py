@@ -44,6 +44,8 @@ class ClusterFacts:
     values_errors: list[str] = field(default_factory=list)
     nodegroup_errors: list[str] = field(default_factory=list)
     recover_pending: bool = True  # releases stuck in pending-* are recovered by the flow instead of blocking
+    node_nodegroups: dict[str, str] = field(default_factory=dict)  # node -> its eks.amazonaws.com/nodegroup label
+    own_nodegroup: str | None = None  # the stack's nodegroup
 
 
 def service_monitor_paths(values: Any, prefix: str = "") -> list[str]:
@@ -82,10 +84,14 @@ def evaluate(facts: ClusterFacts, rendered_values: dict[str, dict[str, Any]]) ->
             "workloads) or recreate it with addonsConfig.disableDefaultAddons: true")
     cilium = facts.releases.get(facts.cilium_release)
     cilium_installed = cilium is not None and cilium.status == "deployed"
-    if facts.nodes and not cilium_installed:
-        shown = ", ".join(facts.nodes[:5]) + (" ..." if len(facts.nodes) > 5 else "")
+    # Nodes of the stack's own nodegroup are a resumed install (a run that died after creating the nodegroup, which
+    # it does only once Cilium's objects exist; without default add-ons no other CNI can have initialised them):
+    # they stay NotReady until Cilium runs. Any other node may carry another CNI for good.
+    foreign = [n for n in facts.nodes if not facts.own_nodegroup or facts.node_nodegroups.get(n) != facts.own_nodegroup]
+    if foreign and not cilium_installed:
+        shown = ", ".join(foreign[:5]) + (" ..." if len(foreign) > 5 else "")
         problems.append(
-            f"{len(facts.nodes)} node(s) already exist ({shown}) but Cilium is not installed: a node initialised by "
+            f"{len(foreign)} node(s) outside the stack's nodegroup already exist ({shown}) but Cilium is not installed: a node initialised by "
             "another CNI keeps it. Fix: delete those nodegroups (and their nodes) before the install; they are "
             "replaced by the stack's nodegroup once Cilium is in place")
     if not facts.servicemonitor_crd:

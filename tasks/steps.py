@@ -7,11 +7,14 @@ their own deadline (tasks.sensing.wait_until), log progress and keep a progress 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import shutil
+import signal
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,14 +51,32 @@ def retry_transient(task: Any, task_run: Any, state: Any) -> bool:
     return False
 
 
+# Fault injection for the crash tests (tests/test_crash_e2e.py): with EKS_CILIUM_CRASH_AFTER_STEP=<step name> the
+# process is SIGKILLed right after that step's work is done and before Prefect records it - the worst moment.
+CRASH_AFTER_STEP = "EKS_CILIUM_CRASH_AFTER_STEP"
+
+
+def _crash_point(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def run_step(*args: Any, **kwargs: Any) -> Any:
+        result = fn(*args, **kwargs)
+        if os.environ.get(CRASH_AFTER_STEP) == name:
+            get_run_logger().warning("fault injection (%s): killing this process after step %s", CRASH_AFTER_STEP, name)
+            os.kill(os.getpid(), signal.SIGKILL)
+        return result
+    return run_step
+
+
 def step(name: str) -> Any:
     """A task that touches AWS or the cluster: uncached, retried on transient errors only."""
-    return task(name=name, retries=3, retry_delay_seconds=[1, 3, 10], retry_condition_fn=retry_transient, cache_policy=NO_CACHE)
+    make = task(name=name, retries=3, retry_delay_seconds=[1, 3, 10], retry_condition_fn=retry_transient, cache_policy=NO_CACHE)
+    return lambda fn: make(_crash_point(name, fn))
 
 
 def sensor(name: str) -> Any:
     """A polling task: uncached, no retries (it enforces its own deadline and tolerates transient errors)."""
-    return task(name=name, cache_policy=NO_CACHE)
+    make = task(name=name, cache_policy=NO_CACHE)
+    return lambda fn: make(_crash_point(name, fn))
 
 
 @dataclass
@@ -326,10 +347,14 @@ def run_preflight(ctx: Ctx, cluster: dict[str, Any], rendered: RenderedStack) ->
         principal = "(unknown caller)"
     with ctx.kube() as kube:
         allowed, reason = kube.can_i("*", "*", "*")
+        nodes = kube.list_nodes()
         facts = preflight.ClusterFacts(
             cluster=name, region=ctx.stack.cluster.region, principal=principal, addons=addons,
             kube_system_daemonsets=[d["metadata"]["name"] for d in kube.list_daemonsets("kube-system")],
-            nodes=[n["metadata"]["name"] for n in kube.list_nodes()],
+            nodes=[n["metadata"]["name"] for n in nodes],
+            node_nodegroups={n["metadata"]["name"]: (n["metadata"].get("labels") or {}).get("eks.amazonaws.com/nodegroup", "")
+                             for n in nodes},
+            own_nodegroup=rendered.nodegroup.name,
             servicemonitor_crd=kube.crd_exists(preflight.SERVICEMONITOR_CRD),
             admin_allowed=allowed, admin_reason=reason, cilium_release=ctx.stack.cilium[0],
             recover_pending=ctx.options.recover_pending,

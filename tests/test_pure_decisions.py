@@ -145,6 +145,13 @@ def facts(**kw):
     return preflight.ClusterFacts(**{**base, **kw})
 
 
+def test_nodes_of_the_stacks_own_nodegroup_do_not_block_a_resumed_install_but_other_nodes_do():
+    own = {"n1": "standard", "n2": "standard"}
+    assert preflight.evaluate(facts(nodes=["n1", "n2"], node_nodegroups=own, own_nodegroup="standard"), {}) == []
+    problems = preflight.evaluate(facts(nodes=["n1", "x9"], node_nodegroups={**own, "x9": "legacy"}, own_nodegroup="standard"), {})
+    assert len(problems) == 1 and "1 node(s) outside the stack's nodegroup already exist (x9)" in problems[0]
+
+
 @pytest.mark.parametrize(("kw", "needle"), [
     ({"addons": ["vpc-cni"]}, "delete-addon"),
     ({"kube_system_daemonsets": ["aws-node", "kube-proxy"]}, "kube-system/aws-node, kube-system/kube-proxy"),
