@@ -67,12 +67,12 @@ def cli(env, *args, check=True):
 
 
 class Workers:
-    def __init__(self, env: dict[str, str], count: int, home: Path) -> None:
+    def __init__(self, env: dict[str, str], count: int, home: Path, limit: int = 1) -> None:
         self.procs = []
         for i in range(count):
             log = (home / f"worker-{i}.log").open("w")
             self.procs.append(subprocess.Popen(
-                [PREFECT, "worker", "start", "--pool", "eks-cilium", "--limit", "1", "--name", f"test-worker-{i}"],
+                [PREFECT, "worker", "start", "--pool", "eks-cilium", "--limit", str(limit), "--name", f"test-worker-{i}"],
                 env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
 
     def stop(self) -> None:
