@@ -16,6 +16,7 @@ from prefect.events import emit_event
 
 from flows.install_stack import PROJECT_ROOT, resolve_stack
 from tasks import drift
+from tasks.adapters import kube as kube_adapter
 from tasks.drift_steps import observe_drift, remove_conflicting_daemonsets, restart_agents, scale_nodegroup, wait_for_nodes_count
 from tasks.errors import PermanentError
 from tasks.locking import cluster_lock
@@ -61,6 +62,7 @@ def _report(stack: Stack, items: list[drift.DriftItem], title: str) -> dict[str,
 def check_drift(stack: Stack | None = None, options: RunOptions = DEFAULT_OPTIONS, mode: DriftMode = DriftMode.report,
                 fail_on_drift: bool = False) -> dict[str, Any]:
     """Report (or repair) differences between the live cluster and the desired stack."""
+    kube_adapter.warm_up()
     stack = resolve_stack(stack, options)
     ctx = prepare_context(stack, options, PROJECT_ROOT)
     try:

@@ -22,6 +22,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.futures import PrefectFuture
 
+from tasks.adapters import kube as kube_adapter
 from tasks.adapters.helm import cancel_scope
 from tasks.errors import EksCiliumError, PermanentError
 from tasks.locking import cluster_lock
@@ -100,6 +101,7 @@ def _wait_all(futures: list[PrefectFuture[Any]], scope: str) -> None:
 def install_stack(stack: Stack | None = None, options: RunOptions = DEFAULT_OPTIONS) -> dict[str, Any]:
     """Install Cilium Enterprise (Hubble, Timescape), the nodegroup, Tetragon and the DNS proxy HA on an EKS
     cluster created with default add-ons disabled, verify the runbook's expected output and report it."""
+    kube_adapter.warm_up()
     stack = resolve_stack(stack, options)
     ctx = prepare_context(stack, options, PROJECT_ROOT)
     logger = get_run_logger()
@@ -156,7 +158,9 @@ def _install(ctx: Any, stack: Stack, options: RunOptions) -> dict[str, Any]:
         if found is None or not found[1].enabled:
             continue
         name, rel = found
-        inst = install_release.submit(ctx, name, rendered, wait_for=[cilium_f, nodes_f])
+        # Tetragon and the DNS proxy need nodes whose Cilium agent runs (nodes Ready), not the Hubble certificates
+        # that Cilium's install still waits for: starting them here overlaps their image pulls with that Job.
+        inst = install_release.submit(ctx, name, rendered, wait_for=[objects_f, nodes_f])
         installs.append(inst)
         others += [check_workload.submit(ctx, name, w.role, expected_nodes, wait_for=[inst]) for w in rel.workloads]
 

@@ -7,6 +7,7 @@ their own deadline (tasks.sensing.wait_until), log progress and keep a progress 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 import json
 import os
@@ -15,6 +16,7 @@ import signal
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,7 @@ from prefect.cache_policies import NO_CACHE
 from tasks import helm_argv, preflight, readiness, verify
 from tasks.access import exec_kubeconfig
 from tasks.adapters.aws import Aws
+from tasks.adapters.eks_token import cached_credential
 from tasks.adapters.helm import Helm
 from tasks.adapters.kube import Kube
 from tasks.diff import diff_values
@@ -188,6 +191,9 @@ def prepare_cluster_access(ctx: Ctx, cluster: dict[str, Any]) -> str:
     cfg = exec_kubeconfig(ctx.stack.cluster.name, ctx.stack.cluster.region, cluster["endpoint"], cluster["ca"],
                           cache_dir=str(ctx.workdir))
     path = write_private(Path(ctx.kubeconfig), yaml.safe_dump(cfg))
+    # Mint the first token here, where boto3 is already loaded, into the plugin's cache: the plugin processes that
+    # the kubernetes client, helm and kubectl start then find it (~50 ms) instead of importing boto3 (~1.5 s).
+    cached_credential(ctx.workdir, ctx.stack.cluster.name, ctx.stack.cluster.region)
     with ctx.kube() as kube:
         v = kube.version()
     get_run_logger().info("connected to %s (Kubernetes %s)", cluster["endpoint"], v.get("git_version") or v.get("gitVersion"))
@@ -259,6 +265,16 @@ def release_states(ctx: Ctx) -> dict[str, preflight.ReleaseState]:
         if state.status and state.status.startswith("pending-"):
             state.last_deployed_revision = _last_deployed_revision(ctx, name, state.namespace)
     return states
+
+
+def _each_release(check: Callable[[Any], str | None], items: list[Any]) -> list[str | None]:
+    """Run one helm check per release concurrently (each is a separate helm process; together they are most of
+    the preflight's time). Threads get this run's context so their logs and settings stay the run's."""
+    if len(items) <= 1:
+        return [check(i) for i in items]
+    with ThreadPoolExecutor(max_workers=len(items), thread_name_prefix="preflight") as pool:
+        futures = [pool.submit(contextvars.copy_context().run, check, i) for i in items]
+        return [f.result() for f in futures]
 
 
 def _chart_available(ctx: Ctx, name: str, rel: Release) -> str | None:
@@ -360,25 +376,24 @@ def run_preflight(ctx: Ctx, cluster: dict[str, Any], rendered: RenderedStack) ->
             recover_pending=ctx.options.recover_pending,
         )
     facts.releases = release_states(ctx)
-    for rname, rel in ctx.stack.releases.items():
-        if not rel.enabled:
-            continue
-        missing = _chart_available(ctx, rname, rel)
+    enabled = {rname: rel for rname, rel in ctx.stack.releases.items() if rel.enabled}
+    for rname, missing in zip(enabled, _each_release(lambda item: _chart_available(ctx, *item), list(enabled.items())), strict=True):
         if missing:
             facts.missing_chart_versions[rname] = missing
     # Rendering against the cluster needs the chart; skip it where the chart is missing or the CRD check already fails.
     blocking = preflight.evaluate(facts, rendered.values)
     if not blocking:
-        for rname, rel in ctx.stack.releases.items():
+        to_render = []
+        for rname, rel in enabled.items():
             state = facts.releases.get(rname)
             if state is not None and str(state.status).startswith("pending-"):
                 # helm refuses even a dry run while the release is pending; it is recovered before the install.
                 logger.warning("release %s is %s: it will be recovered before the install", rname, state.status)
-                continue
-            if rel.enabled and rname not in facts.missing_chart_versions:
-                err = _render_check(ctx, rname, rel)
-                if err:
-                    facts.render_errors[rname] = err
+            elif rname not in facts.missing_chart_versions:
+                to_render.append((rname, rel))
+        for (rname, _), err in zip(to_render, _each_release(lambda item: _render_check(ctx, *item), to_render), strict=True):
+            if err:
+                facts.render_errors[rname] = err
     ng_request, ng_problems = resolve_nodegroup(ctx, rendered.nodegroup, cluster)
     facts.nodegroup_errors = ng_problems
     existing = aws.describe_nodegroup(name, rendered.nodegroup.name)

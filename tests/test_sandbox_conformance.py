@@ -288,3 +288,24 @@ def test_put_with_a_stale_resource_version_is_a_conflict(sandbox, kubeconfig):
         core.replace_namespaced_config_map("c", "default", cm)
     assert e.value.status == 409
     api.close()
+
+
+def test_image_pulls_delay_only_pods_that_have_not_started_and_timers_of_gone_pods_are_forgotten(sandbox, kubeconfig):
+    controllers = sandbox.clusters["isovalent-demo"].controllers
+    ready_nodes(sandbox, kubeconfig)
+    controllers.config.pod_start_seconds = (0.3, 0.6)
+    apply_web(kubeconfig, replicas=3)
+    kubectl(kubeconfig, "rollout", "status", "deploy/web", "--timeout=30s")
+    pulls = [p for p in controllers.pulls if p[2].startswith("web-")]
+    assert len(pulls) == 3 and all(0.3 <= p[3] <= 0.6 for p in pulls), pulls
+    # Running pods stay Running across later controller passes (no new pull each pass).
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline:
+        phases = {p["status"]["phase"] for p in json.loads(kubectl(kubeconfig, "get", "pods", "-l", "app=web", "-o", "json").stdout)["items"]}
+        assert phases == {"Running"}, phases
+        time.sleep(0.2)
+    kubectl(kubeconfig, "delete", "deploy", "web", "--wait=true")
+    kubectl(kubeconfig, "wait", "--for=delete", "pod", "-l", "app=web", "--timeout=30s")
+    controllers.timers.update({"gone-uid": 1.0, "run:gone-uid": 1.0, "node-ready:no-such-node": 1.0})
+    controllers.prune_timers()
+    assert not {"gone-uid", "run:gone-uid", "node-ready:no-such-node"} & set(controllers.timers)

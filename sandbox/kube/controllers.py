@@ -205,11 +205,11 @@ class Controllers:
             self._daemonset_status(ds)
         self._ttl()
         if self.passes % 100 == 0:
-            self._prune_timers()
+            self.prune_timers()
         if self.on_reconciled is not None:
             self.on_reconciled()
 
-    def _prune_timers(self) -> None:
+    def prune_timers(self) -> None:
         """Forget the timers of pods, Jobs and nodes that no longer exist (a long-running sandbox must not grow)."""
         live = {o["metadata"]["uid"] for key in (K_POD, K_JOB) for o in self.store.list(key)}
         nodes = {n["metadata"]["name"] for n in self.store.list(K_NODE)}

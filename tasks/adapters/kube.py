@@ -21,6 +21,13 @@ from tasks.errors import PermanentError, TransientError
 
 T = TypeVar("T")
 TIMEOUT = (5, 30)  # connect, read
+_API_CLASSES = ("CoreV1Api", "AppsV1Api", "BatchV1Api", "ApiextensionsV1Api", "AuthorizationV1Api", "CustomObjectsApi")
+
+
+def warm_up() -> None:
+    """Import the client's API modules in the background. kubernetes 37 loads them lazily and the first client of
+    a process pays ~1.5 s of imports; a flow starts this while it waits for AWS, so its first cluster call doesn't."""
+    threading.Thread(target=lambda: [getattr(client, name) for name in _API_CLASSES], name="kube-warm-up", daemon=True).start()
 
 
 def _call(what: str, fn: Callable[[], T], *, missing_ok: bool = False) -> T | None:
