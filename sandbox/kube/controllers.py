@@ -65,6 +65,9 @@ class SimConfig:
     """Delays (seconds) that make the simulation realistic when asked; instant by default."""
 
     pod_start_seconds: tuple[float, float] = (0.0, 0.0)  # image pull + start, uniform in [min, max]
+    # With a seed, a pod's pull time is a function of (seed, image, node) instead of a fresh draw: two runs of
+    # different orchestrations see the same delays (the benchmarks compare them), as a real node would.
+    pull_seed: int | None = None
     job_run_seconds: float = 0.0
     node_join_seconds: float = 0.0  # nodegroup created -> node objects registered
     node_ready_seconds: float = 0.0  # agent running -> node Ready
@@ -684,7 +687,7 @@ class Controllers:
             due = self.timers.get(uid)
             if due is None:
                 # A pod that already runs pulled its image: only a pod that has not started yet waits for one.
-                delay = random.uniform(lo, hi) if hi > 0 and phase != "Running" else 0.0
+                delay = self._pull_delay(pod, node_name, lo, hi) if hi > 0 and phase != "Running" else 0.0
                 due = now + delay
                 self.timers[uid] = due
                 if delay:
@@ -718,6 +721,12 @@ class Controllers:
                 continue
             self._pod_status(pod, "Running", True, node=node)
             self.timers.pop(uid, None)
+
+    def _pull_delay(self, pod: dict[str, Any], node_name: str, lo: float, hi: float) -> float:
+        if self.config.pull_seed is None:
+            return random.uniform(lo, hi)
+        image = ((pod["spec"].get("containers") or [{}])[0]).get("image", "")
+        return random.Random(f"{self.config.pull_seed}:{image}:{node_name}").uniform(lo, hi)
 
     def _missing_secrets(self, pod: dict[str, Any]) -> tuple[str, str] | None:
         ns = pod["metadata"]["namespace"]
