@@ -6,6 +6,7 @@ table) sends 0.0.0.0/0 to an internet gateway. The `kubernetes.io/role/internal-
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 
@@ -31,6 +32,7 @@ def private_subnets(subnets: list[dict[str, Any]], route_tables: list[dict[str, 
 
 
 def pick_node_role(role_names: list[str], cluster: str) -> list[str]:
-    """Candidate node roles: names containing the cluster name and 'node' (eksctl and our docs name them so)."""
-    c = cluster.lower()
-    return sorted(n for n in role_names if c in n.lower() and "node" in n.lower())
+    """Candidate node roles: names containing the cluster name as a whole word and 'node' (eksctl and our docs
+    name them so). Whole word: cluster `prod-1` must not pick `prod-10-node-role`."""
+    whole = re.compile(rf"(?<![a-z0-9]){re.escape(cluster.lower())}(?![a-z0-9])")
+    return sorted(n for n in role_names if whole.search(n.lower()) and "node" in n.lower())

@@ -212,6 +212,11 @@ def test_node_role_candidates():
         ["isovalent-demo-node-role"]
 
 
+def test_node_role_candidates_match_the_cluster_name_as_a_whole_word():
+    roles = ["prod-1-node-role", "prod-10-node-role", "prod-11-node-role", "eks-prod-1-nodes"]
+    assert pick_node_role(roles, "prod-1") == ["eks-prod-1-nodes", "prod-1-node-role"]
+
+
 # ---- sensing ------------------------------------------------------------------------------------------------------
 class Clock:
     def __init__(self):
