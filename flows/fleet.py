@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextvars
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from enum import StrEnum
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 from prefect.deployments import run_deployment
+from prefect.runtime import flow_run
 from pydantic import BaseModel, ConfigDict, Field
 
 from tasks.model import Stack
@@ -60,6 +62,20 @@ def classify(state_type: str, message: str) -> str:
     return "error"
 
 
+API_ATTEMPTS = 4
+API_RETRY_SECONDS = (2, 5, 15)
+
+
+def transient_api_error(e: BaseException) -> bool:
+    """A Prefect API error worth retrying: the server is busy or briefly unreachable."""
+    import httpx
+    from prefect.exceptions import PrefectHTTPStatusError
+
+    if isinstance(e, PrefectHTTPStatusError):
+        return e.response.status_code in (408, 429, 500, 502, 503, 504)
+    return isinstance(e, httpx.TransportError)
+
+
 @flow(name="fleet", log_prints=False, validate_parameters=True)
 def fleet(members: list[FleetMember], action: FleetAction = FleetAction.check_drift, max_concurrent: int = 10,
           timeout_seconds: int = 7200, deployment: str | None = None) -> dict[str, Any]:
@@ -70,9 +86,25 @@ def fleet(members: list[FleetMember], action: FleetAction = FleetAction.check_dr
         raise ValueError("max_concurrent must be at least 1")
     start = time.monotonic()
 
-    def one(member: FleetMember) -> dict[str, Any]:
+    fleet_run = flow_run.get_id() or uuid.uuid4().hex
+
+    def one(index: int, member: FleetMember) -> dict[str, Any]:
         t0 = time.monotonic()
-        run: Any = run_deployment(name, parameters=member_parameters(member, action), timeout=timeout_seconds, as_subflow=True)
+        # One member's trouble with the Prefect API (a busy server answering 503) must not sink the others: retry
+        # with an idempotency key (a retry finds the run the failed call may have created, never a second one),
+        # then report the member as an error row.
+        key = f"fleet:{fleet_run}:{index}:{member_name(member)}"
+        for attempt in range(API_ATTEMPTS):
+            try:
+                run: Any = run_deployment(name, parameters=member_parameters(member, action), timeout=timeout_seconds,
+                                          as_subflow=True, idempotency_key=key)
+                break
+            except Exception as e:
+                if attempt + 1 == API_ATTEMPTS or not transient_api_error(e):
+                    return {"cluster": member_name(member), "run": "-", "state": "NOT_STARTED", "result": "error",
+                            "seconds": round(time.monotonic() - t0, 1), "message": f"could not run {name}: {e}"[:300]}
+                logger.warning("%s: Prefect API error (%s); retrying in %d s", member_name(member), e, API_RETRY_SECONDS[attempt])
+                time.sleep(API_RETRY_SECONDS[attempt])
         state = run.state
         state_type = state.type.value if state else "UNKNOWN"
         message = (state.message or "") if state else ""
@@ -82,7 +114,7 @@ def fleet(members: list[FleetMember], action: FleetAction = FleetAction.check_dr
     # Each thread gets a copy of this run's context (Prefect settings and the parent flow run live in
     # contextvars, which plain threads would not inherit).
     with ThreadPoolExecutor(max_workers=min(max_concurrent, max(1, len(members)))) as pool:
-        futures = [pool.submit(contextvars.copy_context().run, one, m) for m in members]
+        futures = [pool.submit(contextvars.copy_context().run, one, i, m) for i, m in enumerate(members)]
         rows = [f.result() for f in futures]
     counts = {k: sum(1 for r in rows if r["result"] == k) for k in ("ok", "drifted", "error")}
     create_table_artifact(table=rows, key="fleet-summary", description=f"{action.value} for {len(rows)} cluster(s): {counts}")

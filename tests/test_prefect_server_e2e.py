@@ -78,3 +78,27 @@ def test_fleet_of_five_clusters_checked_by_two_workers(prefect_server, tmp_path,
     finally:
         workers.stop()
         sb.stop()
+
+
+def test_a_fleet_member_whose_run_cannot_start_is_an_error_row_and_the_fleet_still_reports(prefect_server):
+    from flows.fleet import FleetAction, FleetMember, fleet
+
+    with api_settings(prefect_server):
+        result = fleet(members=[FleetMember(), FleetMember()], action=FleetAction.check_drift, deployment="check-drift/no-such-deployment")
+    assert result["counts"] == {"ok": 0, "drifted": 0, "error": 2}
+    assert all(r["state"] == "NOT_STARTED" and "could not run check-drift/no-such-deployment" in r["message"] for r in result["rows"])
+
+
+def test_only_busy_or_unreachable_prefect_api_errors_are_retried():
+    import httpx
+    from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
+
+    from flows.fleet import transient_api_error
+
+    def status(code: int) -> PrefectHTTPStatusError:
+        request = httpx.Request("POST", "http://127.0.0.1/api/x")
+        return PrefectHTTPStatusError("x", request=request, response=httpx.Response(code, request=request))
+
+    assert transient_api_error(status(503)) and transient_api_error(status(429))
+    assert transient_api_error(httpx.ConnectError("refused"))
+    assert not transient_api_error(status(422)) and not transient_api_error(ObjectNotFound(None))
