@@ -309,3 +309,22 @@ def test_image_pulls_delay_only_pods_that_have_not_started_and_timers_of_gone_po
     controllers.timers.update({"gone-uid": 1.0, "run:gone-uid": 1.0, "node-ready:no-such-node": 1.0})
     controllers.prune_timers()
     assert not {"gone-uid", "run:gone-uid", "node-ready:no-such-node"} & set(controllers.timers)
+
+
+def test_kubectl_scale_and_the_client_scale_subresource(sandbox, kubeconfig):
+    ready_nodes(sandbox, kubeconfig)
+    apply_web(kubeconfig, replicas=1)
+    kubectl(kubeconfig, "scale", "deploy/web", "--replicas=3")
+    kubectl(kubeconfig, "rollout", "status", "deploy/web", "--timeout=30s")
+    apps = client.AppsV1Api(config.new_client_from_config(config_file=kubeconfig))
+    scale = apps.read_namespaced_deployment_scale("web", "default")
+    assert scale.spec.replicas == 3 and scale.status.replicas == 3
+    apps.patch_namespaced_deployment_scale("web", "default", {"spec": {"replicas": 1}})
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        pods = json.loads(kubectl(kubeconfig, "get", "pods", "-l", "app=web", "-o", "json").stdout)["items"]
+        if len(pods) == 1:
+            break
+        time.sleep(0.2)
+    assert len(pods) == 1, [p["metadata"]["name"] for p in pods]
+    assert apps.read_namespaced_deployment("web", "default").spec.replicas == 1
