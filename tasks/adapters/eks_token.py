@@ -24,9 +24,12 @@ import time
 from pathlib import Path
 
 TOKEN_PREFIX = "k8s-aws-v1."
-# The token itself is accepted ~15 min; tell clients to refresh well before that. Tests that prove the refresh
-# during a long helm run shorten it (EKS_CILIUM_TOKEN_LIFETIME_SECONDS) together with the sandbox's acceptance.
-TOKEN_LIFETIME = datetime.timedelta(seconds=float(os.environ.get("EKS_CILIUM_TOKEN_LIFETIME_SECONDS", 14 * 60)))
+
+def token_lifetime() -> datetime.timedelta:
+    """The token itself is accepted ~15 min; clients are told to refresh well before that. Tests that prove the
+    refresh during a long helm run shorten it (EKS_CILIUM_TOKEN_LIFETIME_SECONDS) together with the sandbox's
+    acceptance; it is read at each call, so the flow's process and the plugin processes always agree."""
+    return datetime.timedelta(seconds=float(os.environ.get("EKS_CILIUM_TOKEN_LIFETIME_SECONDS", 14 * 60)))
 
 
 def make_token(cluster: str, region: str) -> str:
@@ -49,7 +52,7 @@ def make_token(cluster: str, region: str) -> str:
 
 
 def exec_credential(cluster: str, region: str) -> dict[str, object]:
-    expiry = datetime.datetime.now(datetime.UTC) + TOKEN_LIFETIME
+    expiry = datetime.datetime.now(datetime.UTC) + token_lifetime()
     return {"kind": "ExecCredential", "apiVersion": "client.authentication.k8s.io/v1beta1", "spec": {},
             "status": {"token": make_token(cluster, region),
                        "expirationTimestamp": expiry.strftime("%Y-%m-%dT%H:%M:%SZ")}}
