@@ -40,7 +40,7 @@ def lock_name(stack: Stack) -> str:
     return f"cluster:{stack.cluster.region}:{stack.cluster.name}"
 
 
-def _holder_variable(name: str) -> str:
+def holder_variable(name: str) -> str:
     return "eks-cilium-lock-" + re.sub(r"[^a-z0-9_-]+", "-", name.lower()).strip("-")
 
 
@@ -154,7 +154,7 @@ def cluster_lock(stack: Stack, wait_seconds: float) -> Iterator[None]:
     name = lock_name(stack)
     logger = get_run_logger()
     ensure_limit(name)
-    var = _holder_variable(name)
+    var = holder_variable(name)
     run_id = flow_run.get_id()
     me = f"{flow_run.get_flow_name() or 'flow'}/{flow_run.get_name() or '?'} ({run_id or 'no id'})"
     holder = ConcurrencyLeaseHolder(type="flow_run", id=UUID(run_id)) if run_id else None

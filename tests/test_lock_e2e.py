@@ -21,6 +21,22 @@ def _helm_intervals(result) -> list[tuple[float, float]]:
     return [(starts[s], ends[s]) for s in starts if s in ends]
 
 
+def _wait_until_a_run_holds_the_lock(sandbox, timeout: float = 180) -> str:
+    """The first run's lock, observed (not assumed from a head start: a loaded machine may start it slower)."""
+    from prefect.variables import Variable
+
+    from tasks.locking import holder_variable, lock_name
+
+    var = holder_variable(lock_name(stack_for(sandbox)))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        held = Variable.get(var, default=None)
+        if isinstance(held, dict) and held.get("holder"):
+            return str(held["holder"])
+        time.sleep(0.1)
+    raise AssertionError(f"no run took the lock within {timeout:.0f} s")
+
+
 def test_second_mutating_run_gives_up_naming_the_holder(sandbox, prefect_harness):
     results: dict[str, object] = {}
 
@@ -29,13 +45,16 @@ def test_second_mutating_run_gives_up_naming_the_holder(sandbox, prefect_harness
 
     t = threading.Thread(target=first)
     t.start()
-    time.sleep(3.0)  # the first run holds the lock from preflight on
-    t0 = time.monotonic()
-    with pytest.raises(PermanentError) as e:
-        run_install(stack_for(sandbox), options(lock_wait_seconds=1))
-    t.join(300)
+    try:
+        holder = _wait_until_a_run_holds_the_lock(sandbox)
+        t0 = time.monotonic()
+        with pytest.raises(PermanentError) as e:
+            run_install(stack_for(sandbox), options(lock_wait_seconds=1))
+    finally:
+        t.join(300)
     text = str(e.value)
-    assert "is being changed by another run" in text and "lock cluster:us-east-1:isovalent-demo is held by install-stack/" in text
+    assert "is being changed by another run" in text and f"lock cluster:us-east-1:isovalent-demo is held by {holder}" in text
+    assert holder.startswith("install-stack/")
     assert time.monotonic() - t0 < 60
     assert results["first"]["ok"] is True
 
@@ -43,24 +62,24 @@ def test_second_mutating_run_gives_up_naming_the_holder(sandbox, prefect_harness
 def test_second_mutating_run_waits_and_never_interleaves_helm(sandbox, prefect_harness):
     results: dict[str, dict] = {}
 
-    def run(key: str, delay: float) -> None:
-        time.sleep(delay)
+    def run(key: str) -> None:
         results[key] = run_install(stack_for(sandbox), options(lock_wait_seconds=300))
 
-    threads = [threading.Thread(target=run, args=("a", 0.0)), threading.Thread(target=run, args=("b", 2.0))]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join(400)
+    a_thread, b_thread = threading.Thread(target=run, args=("a",)), threading.Thread(target=run, args=("b",))
+    a_thread.start()
+    try:
+        _wait_until_a_run_holds_the_lock(sandbox)
+        b_thread.start()
+    finally:
+        a_thread.join(400)
+        if b_thread.is_alive() or b_thread.ident is not None:
+            b_thread.join(400)
     assert results["a"]["ok"] and results["b"]["ok"]
-    # Whichever run got the lock first installed (b starts 2 s later, but a loaded machine may start a slower);
-    # the other one waited, then found everything in place.
-    first, second = sorted(results.values(), key=lambda r: min(e["t"] for e in r["timeline"]))
-    a, b = _helm_intervals(first), _helm_intervals(second)
-    assert a, "the run that got the lock first ran helm"
+    a, b = _helm_intervals(results["a"]), _helm_intervals(results["b"])
+    assert a, "the first run ran helm"
     for s1, e1 in a:
         for s2, e2 in b:
             assert e1 <= s2 or e2 <= s1, "helm operations of two runs overlapped"
-    assert {r["action"] for r in second["releases"].values()} == {"unchanged"}
-    # the second run did its first step (endpoint discovery, inside the lock) only after the first's last helm operation ended
-    assert min(e["t"] for e in second["timeline"]) >= max(end for _, end in a)
+    assert {r["action"] for r in results["b"]["releases"].values()} == {"unchanged"}
+    # b did its first step (endpoint discovery, inside the lock) only after a's last helm operation ended
+    assert min(e["t"] for e in results["b"]["timeline"]) >= max(end for _, end in a)
