@@ -39,6 +39,9 @@ def _wait_until_a_run_holds_the_lock(sandbox, timeout: float = 180) -> str:
 
 def test_second_mutating_run_gives_up_naming_the_holder(sandbox, prefect_harness):
     results: dict[str, object] = {}
+    # The first run must hold the lock for a while (an instant sandbox install takes ~5 s, and the Prefect API can
+    # take seconds to answer the second run's acquire on a loaded machine): its nodes join only after 10 s.
+    sandbox.clusters["isovalent-demo"].controllers.config.node_join_seconds = 10.0
 
     def first():
         results["first"] = run_install(stack_for(sandbox), options())
