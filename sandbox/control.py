@@ -18,6 +18,7 @@ from typing import Any
 from sandbox.aws import NodegroupBehaviour
 from sandbox.kube.controllers import SimConfig
 from sandbox.runner import ClusterProfile, Sandbox, SandboxConfig
+from tasks.processes import pid_alive
 
 PROFILES = {
     "fresh": ClusterProfile(),
@@ -46,22 +47,12 @@ def read_state(state_dir: Path) -> dict[str, Any] | None:
         return None
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def running(state_dir: Path) -> dict[str, Any] | None:
     """The state of a live sandbox, or None; a stale state directory is cleaned."""
     state = read_state(state_dir)
     if state is None:
         return None
-    if _alive(int(state.get("pid", 0))):
+    if pid_alive(int(state.get("pid", 0))):
         try:
             with urllib.request.urlopen(state["control_url"] + "/_sandbox/status", timeout=5) as r:
                 state["status"] = json.loads(r.read())
@@ -169,10 +160,10 @@ def down(state_dir: Path) -> int:
         clean(state_dir)
         return 0
     pid = int(state.get("pid", 0))
-    if pid and _alive(pid):
+    if pid and pid_alive(pid):
         os.kill(pid, signal.SIGTERM)
         for _ in range(100):
-            if not _alive(pid):
+            if not pid_alive(pid):
                 break
             time.sleep(0.1)
         else:

@@ -20,7 +20,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -29,6 +28,7 @@ from prefect.runtime import flow_run
 
 from tasks.errors import PermanentError
 from tasks.model import Stack
+from tasks.processes import pid_alive
 
 LEASE_SECONDS = 60.0  # the Prefect server's minimum lease
 RENEW_EVERY_SECONDS = 15.0
@@ -54,30 +54,24 @@ class HolderFacts:
     run_state: str | None  # the holder flow run's state type, None when unknown
 
 
-def holder_gone(facts: HolderFacts) -> str | None:
+@dataclass(frozen=True)
+class Gone:
+    """Why a recorded holder cannot still hold the lock: its process ended ("process") or its run did ("run")."""
+
+    kind: str
+    reason: str
+
+
+def holder_gone(facts: HolderFacts) -> Gone | None:
     """Why the recorded holder can no longer be holding the lock, or None when it may still be alive."""
     rec = facts.record
     if not rec.get("lease_id"):
         return None
     if rec.get("host") == facts.my_host and facts.pid_alive is False:
-        return f"its process {rec.get('pid')} on {rec.get('host')} no longer exists"
+        return Gone("process", f"its process {rec.get('pid')} on {rec.get('host')} no longer exists")
     if facts.run_state in FINAL_STATES:
-        return f"its flow run is {facts.run_state.lower()}"
+        return Gone("run", f"its flow run is {facts.run_state.lower()}")
     return None
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A killed process whose parent has not reaped it yet is a zombie: it exists but holds nothing.
-    stat = Path(f"/proc/{pid}/stat")
-    with contextlib.suppress(OSError, IndexError):
-        return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    return True
 
 
 def ensure_limit(name: str) -> None:
@@ -117,19 +111,19 @@ def _facts(client: Any, record: dict[str, Any]) -> HolderFacts:
     return HolderFacts(record=record, my_host=host, pid_alive=alive, run_state=state)
 
 
-def _take_over(client: Any, record: dict[str, Any], reason: str, me: str, logger: Any) -> None:
+def _take_over(client: Any, record: dict[str, Any], gone: Gone, me: str, logger: Any) -> None:
     """Release a dead holder's lease; mark its still-running flow run Crashed so the UI tells the truth."""
     from prefect.states import Crashed
 
-    logger.warning("the lock's holder %s is gone (%s): releasing its lease", record.get("holder"), reason)
+    logger.warning("the lock's holder %s is gone (%s): releasing its lease", record.get("holder"), gone.reason)
     with contextlib.suppress(Exception):  # already expired or released by another waiter
         client.release_concurrency_slots_with_lease(UUID(record["lease_id"]))
     run_id = record.get("flow_run_id")
-    if run_id and "no longer exists" in reason:
+    if run_id and gone.kind == "process":  # a run that ended on its own already shows its final state
         with contextlib.suppress(Exception):
             run = client.read_flow_run(UUID(run_id))
             if run.state and run.state.type.value not in FINAL_STATES:
-                client.set_flow_run_state(UUID(run_id), Crashed(message=f"process gone ({reason}); lock taken over by {me}"),
+                client.set_flow_run_state(UUID(run_id), Crashed(message=f"process gone ({gone.reason}); lock taken over by {me}"),
                                           force=True)
 
 
@@ -164,9 +158,9 @@ def cluster_lock(stack: Stack, wait_seconds: float) -> Iterator[None]:
         while (lease_id := _try_acquire(client, name, holder)) is None:
             held: Any = Variable.get(var, default=None) or {}
             record = held if isinstance(held, dict) else {}
-            reason = holder_gone(_facts(client, record))
-            if reason:
-                _take_over(client, record, reason, me, logger)
+            gone = holder_gone(_facts(client, record))
+            if gone:
+                _take_over(client, record, gone, me, logger)
                 continue
             if time.monotonic() >= deadline:
                 raise PermanentError(
