@@ -30,12 +30,10 @@ def main() -> int:
                         help="how to install the clusters first: run_install one after another (default), or the fleet flow")
     args = parser.parse_args()
 
-    from flows.fleet import FleetAction, FleetMember, fleet
+    from flows.fleet import FleetAction, fleet
     from flows.install_stack import run_install
     from sandbox.runner import ClusterProfile, Sandbox, SandboxConfig
-    from tasks.model import Stack
-    from tasks.options import RunOptions
-    from tests.prefect_support import Workers, api_settings, cluster_configs, running_prefect_server, worker_env
+    from tests.prefect_support import Workers, api_settings, fleet_members, running_prefect_server, worker_env
 
     names = [f"fleet-{i}" for i in range(1, max(args.sizes) + 1)]
     with tempfile.TemporaryDirectory(prefix="eks-cilium-fleet-bench-") as d:
@@ -48,11 +46,7 @@ def main() -> int:
             os.environ.update({k: v for k, v in sb.env().items() if k != "KUBECONFIG"})
             workers = Workers(worker_env(server_env, sb, tmp / "worker-home"), args.workers, tmp, limit=args.slots)
             try:
-                members = []
-                for n in names:
-                    cfg, stack = cluster_configs(tmp, n, sb.chart_repo_url)
-                    members.append(FleetMember(stack=Stack.model_validate(stack),
-                                               options=RunOptions(config_dir=str(cfg), environment="sandbox", poll_interval_seconds=0.5)))
+                members = fleet_members(tmp, names, sb.chart_repo_url, poll_seconds=0.5)
                 with api_settings(server_env):
                     t = time.monotonic()
                     if args.install == "fleet":

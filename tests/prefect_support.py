@@ -105,6 +105,20 @@ def cluster_configs(tmp: Path, name: str, repo_url: str) -> tuple[Path, dict]:
     return cfg, stack.model_dump(mode="json")
 
 
+def fleet_members(tmp: Path, names: list[str], repo_url: str, poll_seconds: float) -> list:
+    """One fleet member per sandbox cluster: its own configs directory, the sandbox environment, a fast poll."""
+    from flows.fleet import FleetMember
+    from tasks.model import Stack
+    from tasks.options import RunOptions
+
+    members = []
+    for n in names:
+        cfg, stack = cluster_configs(tmp, n, repo_url)
+        members.append(FleetMember(stack=Stack.model_validate(stack),
+                                   options=RunOptions(config_dir=str(cfg), environment="sandbox", poll_interval_seconds=poll_seconds)))
+    return members
+
+
 def api_settings(env):
     from prefect.settings import PREFECT_API_URL, temporary_settings
 

@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from tests.conftest import start_sandbox
-from tests.prefect_support import Workers, api_settings, cluster_configs, worker_env
+from tests.prefect_support import Workers, api_settings, cluster_configs, fleet_members, worker_env
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -51,20 +51,14 @@ def test_bad_parameters_are_refused_by_the_api_naming_the_key(prefect_server, pa
 
 
 def test_fleet_of_five_clusters_checked_by_two_workers(prefect_server, tmp_path, monkeypatch, isolated_tools, capsys):
-    from flows.fleet import FleetAction, FleetMember, fleet
+    from flows.fleet import FleetAction, fleet
     from sandbox.runner import ClusterProfile
-    from tasks.model import Stack
-    from tasks.options import RunOptions
 
     names = [f"fleet-{i}" for i in range(1, 6)]
     sb = start_sandbox(tmp_path, monkeypatch, clusters=names, profile=ClusterProfile())
     workers = Workers(worker_env(prefect_server, sb, tmp_path / "worker-home"), 2, tmp_path)
     try:
-        members = []
-        for n in names:
-            cfg, stack = cluster_configs(tmp_path, n, sb.chart_repo_url)
-            members.append(FleetMember(stack=Stack.model_validate(stack),
-                                       options=RunOptions(config_dir=str(cfg), environment="sandbox", poll_interval_seconds=0.2)))
+        members = fleet_members(tmp_path, names, sb.chart_repo_url, poll_seconds=0.2)
         with api_settings(prefect_server):
             installed = fleet(members=members, action=FleetAction.install, max_concurrent=10)
             assert installed["counts"] == {"ok": 5, "drifted": 0, "error": 0}, installed["rows"]
