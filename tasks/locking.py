@@ -90,6 +90,8 @@ def ensure_limit(name: str) -> None:
 def _try_acquire(client: Any, name: str, holder: Any) -> UUID | None:
     import httpx
 
+    # No client-side timeout: on a busy server this call can take seconds (the client retries 503s itself), and a
+    # request we gave up on may still be granted, leaving a lease nobody renews or releases for LEASE_SECONDS.
     try:
         response = client.increment_concurrency_slots_with_lease(names=[name], slots=1, mode="concurrency",
                                                                  lease_duration=LEASE_SECONDS, holder=holder)
