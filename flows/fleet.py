@@ -64,6 +64,17 @@ def classify(state_type: str, message: str) -> str:
 
 API_ATTEMPTS = 4
 API_RETRY_SECONDS = (2, 5, 15)
+SUBMISSIONS = 3  # runs per member when the worker could not start the previous one
+
+
+# What Prefect's workers write on a run they crash before its process runs: the worker's own submission failed
+# (e.g. a 503 while it labels the run) or the process could not be spawned.
+NEVER_STARTED = ("Failed to submit flow run to infrastructure", "Flow run could not start")
+
+
+def never_started(state_type: str, message: str) -> bool:
+    """A run the worker crashed before its process started: none of the flow's code ran."""
+    return state_type == "CRASHED" and message.startswith(NEVER_STARTED)
 
 
 def transient_api_error(e: BaseException) -> bool:
@@ -88,28 +99,43 @@ def fleet(members: list[FleetMember], action: FleetAction = FleetAction.check_dr
 
     fleet_run = flow_run.get_id() or uuid.uuid4().hex
 
-    def one(index: int, member: FleetMember) -> dict[str, Any]:
-        t0 = time.monotonic()
+    def submit(member: FleetMember, key: str) -> Any:
+        """The member's finished deployment run; raises once the Prefect API stayed unusable."""
         # One member's trouble with the Prefect API (a busy server answering 503) must not sink the others: retry
-        # with an idempotency key (a retry finds the run the failed call may have created, never a second one),
-        # then report the member as an error row.
-        key = f"fleet:{fleet_run}:{index}:{member_name(member)}"
-        for attempt in range(API_ATTEMPTS):
+        # with an idempotency key (a retry finds the run the failed call may have created, never a second one).
+        attempt = 0
+        while True:
             try:
-                run: Any = run_deployment(name, parameters=member_parameters(member, action), timeout=timeout_seconds,
-                                          as_subflow=True, idempotency_key=key)
-                break
+                return run_deployment(name, parameters=member_parameters(member, action), timeout=timeout_seconds,
+                                      as_subflow=True, idempotency_key=key)
             except Exception as e:
                 if attempt + 1 == API_ATTEMPTS or not transient_api_error(e):
-                    return {"cluster": member_name(member), "run": "-", "state": "NOT_STARTED", "result": "error",
-                            "seconds": round(time.monotonic() - t0, 1), "message": f"could not run {name}: {e}"[:300]}
+                    raise
                 logger.warning("%s: Prefect API error (%s); retrying in %d s", member_name(member), e, API_RETRY_SECONDS[attempt])
                 time.sleep(API_RETRY_SECONDS[attempt])
-        state = run.state
-        state_type = state.type.value if state else "UNKNOWN"
-        message = (state.message or "") if state else ""
+                attempt += 1
+
+    def one(index: int, member: FleetMember) -> dict[str, Any]:
+        t0 = time.monotonic()
+        notes = ""
+        for submission in range(SUBMISSIONS):
+            key = f"fleet:{fleet_run}:{index}:{member_name(member)}" + (f":resubmit-{submission}" if submission else "")
+            try:
+                run = submit(member, key)
+            except Exception as e:
+                return {"cluster": member_name(member), "run": "-", "state": "NOT_STARTED", "result": "error",
+                        "seconds": round(time.monotonic() - t0, 1), "message": f"could not run {name}: {e}"[:300]}
+            state = run.state
+            state_type = state.type.value if state else "UNKNOWN"
+            message = (state.message or "") if state else ""
+            if not never_started(state_type, message) or submission + 1 == SUBMISSIONS:
+                break
+            # The worker could not start the run's process (e.g. the API answered 503 while it labelled the run):
+            # none of the flow's code ran, so a fresh run is safe whatever the action.
+            logger.warning("%s: run %s never started (%s); submitting a new run", member_name(member), run.name, message[:200])
+            notes += f"resubmitted after {run.name} never started; "
         return {"cluster": member_name(member), "run": run.name, "state": state_type, "result": classify(state_type, message),
-                "seconds": round(time.monotonic() - t0, 1), "message": message[:300]}
+                "seconds": round(time.monotonic() - t0, 1), "message": (notes + message)[:300]}
 
     # Each thread gets a copy of this run's context (Prefect settings and the parent flow run live in
     # contextvars, which plain threads would not inherit).

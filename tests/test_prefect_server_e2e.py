@@ -96,3 +96,34 @@ def test_only_busy_or_unreachable_prefect_api_errors_are_retried():
     assert transient_api_error(status(503)) and transient_api_error(status(429))
     assert transient_api_error(httpx.ConnectError("refused"))
     assert not transient_api_error(status(422)) and not transient_api_error(ObjectNotFound(None))
+
+
+def test_a_fleet_member_whose_run_the_worker_cannot_start_is_resubmitted_then_reported(prefect_server, tmp_path):
+    """A worker that fails to start a run's process (seen under load as a 503 while it labels the run; here its
+    command does not exist) crashes the run before any flow code ran; the fleet submits a fresh run, and reports
+    the member as an error after the last."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterDeploymentId
+
+    from flows.fleet import SUBMISSIONS, FleetAction, FleetMember, fleet
+
+    with api_settings(prefect_server), get_client(sync_client=True) as client:
+        good = client.read_deployment_by_name("check-drift/check-drift")
+        # Same flow and pool, but the worker cannot spawn the run's process: its command does not exist.
+        broken = client.create_deployment(flow_id=good.flow_id, name=f"unstartable-{uuid.uuid4().hex[:8]}",
+                                          work_pool_name=good.work_pool_name, entrypoint=good.entrypoint, path=good.path,
+                                          job_variables={"command": str(tmp_path / "no-such-python") + " -m prefect.engine"},
+                                          parameter_openapi_schema=good.parameter_openapi_schema)
+        name = f"check-drift/{client.read_deployment(broken).name}"
+    workers = Workers({**prefect_server}, 1, tmp_path)
+    try:
+        with api_settings(prefect_server):
+            result = fleet(members=[FleetMember()], action=FleetAction.check_drift, deployment=name, timeout_seconds=300)
+            with get_client(sync_client=True) as client:
+                runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(deployment_id=FlowRunFilterDeploymentId(any_=[broken])))
+    finally:
+        workers.stop()
+    [row] = result["rows"]
+    assert row["result"] == "error" and row["state"] == "CRASHED", row
+    assert "could not start" in row["message"] and row["message"].count("resubmitted after") == SUBMISSIONS - 1, row
+    assert len(runs) == SUBMISSIONS and all(r.state.type.value == "CRASHED" for r in runs), [(r.name, r.state) for r in runs]

@@ -265,3 +265,14 @@ def test_a_lock_holder_is_gone_only_when_its_process_or_run_provably_ended():
     assert holder_gone(HolderFacts(rec, my_host="h2", pid_alive=None, run_state="CRASHED")) == Gone("run", "its flow run is crashed")
     # A released lock (no lease recorded) is never "taken over".
     assert holder_gone(HolderFacts({"holder": None}, my_host="h1", pid_alive=False, run_state="CRASHED")) is None
+
+
+def test_only_runs_crashed_before_their_process_started_count_as_never_started():
+    from flows.fleet import never_started
+
+    assert never_started("CRASHED", "Failed to submit flow run to infrastructure: PrefectHTTPStatusError: 503")
+    assert never_started("CRASHED", "Flow run could not start: [Errno 2] No such file or directory")
+    # Once the process ran, flow code may have changed the cluster: never resubmitted blindly.
+    assert not never_started("CRASHED", "Flow run infrastructure exited with non-zero status code -9.")
+    assert not never_started("FAILED", "Flow run could not start: x")
+    assert not never_started("COMPLETED", "")
