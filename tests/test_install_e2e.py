@@ -125,6 +125,21 @@ def test_missing_servicemonitor_crd_fails_preflight_naming_the_fix(tmp_path, mon
         sb.stop()
 
 
+def test_eksctl_method_without_eksctl_fails_before_any_change(sandbox, prefect_harness, monkeypatch):
+    import os
+    import shutil
+
+    from tasks.errors import ToolError
+    from tasks.options import NodegroupMethod
+
+    # Whatever this machine has: the run must find no eksctl.
+    monkeypatch.setenv("PATH", os.pathsep.join(d for d in os.environ["PATH"].split(os.pathsep)
+                                               if not (d and os.path.exists(os.path.join(d, "eksctl")))))
+    assert shutil.which("eksctl") is None
+    _expect_failure_before_mutation(sandbox, ToolError, "nodegroup_method=eksctl but eksctl is not on PATH",
+                                    "use nodegroup_method=native", nodegroup_method=NodegroupMethod.eksctl)
+
+
 def test_cluster_not_active_within_the_deadline(tmp_path, monkeypatch, isolated_tools, prefect_harness):
     from sandbox.runner import ClusterProfile
 
