@@ -160,7 +160,7 @@ def down(state_dir: Path) -> int:
         clean(state_dir)
         return 0
     pid = int(state.get("pid", 0))
-    if pid and pid_alive(pid):
+    if pid_alive(pid):
         os.kill(pid, signal.SIGTERM)
         for _ in range(100):
             if not pid_alive(pid):

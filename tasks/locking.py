@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 from prefect import get_run_logger
@@ -58,7 +58,7 @@ class HolderFacts:
 class Gone:
     """Why a recorded holder cannot still hold the lock: its process ended ("process") or its run did ("run")."""
 
-    kind: str
+    kind: Literal["process", "run"]
     reason: str
 
 
