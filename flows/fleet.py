@@ -3,10 +3,8 @@ every worker of the pool shares the load, with a cap on how many run at once; th
 
 from __future__ import annotations
 
-import contextvars
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from enum import StrEnum
 from typing import Any
 
@@ -18,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tasks.model import Stack
 from tasks.options import RunOptions
+from tasks.threads import map_in_threads
 
 
 class FleetAction(StrEnum):
@@ -137,11 +136,8 @@ def fleet(members: list[FleetMember], action: FleetAction = FleetAction.check_dr
         return {"cluster": member_name(member), "run": run.name, "state": state_type, "result": classify(state_type, message),
                 "seconds": round(time.monotonic() - t0, 1), "message": (notes + message)[:300]}
 
-    # Each thread gets a copy of this run's context (Prefect settings and the parent flow run live in
-    # contextvars, which plain threads would not inherit).
-    with ThreadPoolExecutor(max_workers=min(max_concurrent, max(1, len(members)))) as pool:
-        futures = [pool.submit(contextvars.copy_context().run, one, i, m) for i, m in enumerate(members)]
-        rows = [f.result() for f in futures]
+    # Threads keep this run's context: the children are created as its subflows.
+    rows = map_in_threads(lambda item: one(*item), list(enumerate(members)), max_workers=max_concurrent, name="fleet")
     counts = {k: sum(1 for r in rows if r["result"] == k) for k in ("ok", "drifted", "error")}
     create_table_artifact(table=rows, key="fleet-summary", description=f"{action.value} for {len(rows)} cluster(s): {counts}")
     for r in rows:

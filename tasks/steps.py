@@ -7,7 +7,6 @@ their own deadline (tasks.sensing.wait_until), log progress and keep a progress 
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import functools
 import json
 import os
@@ -16,7 +15,6 @@ import signal
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +38,7 @@ from tasks.options import NodegroupMethod, RunOptions
 from tasks.readiness import Verdict
 from tasks.render import RenderedStack, dump_yaml, load_inputs, private_dir, render_stack, write_private
 from tasks.sensing import wait_until
+from tasks.threads import map_in_threads
 from tasks.values import normalise_endpoint
 
 
@@ -267,16 +266,6 @@ def release_states(ctx: Ctx) -> dict[str, preflight.ReleaseState]:
     return states
 
 
-def _each_release(check: Callable[[Any], str | None], items: list[Any]) -> list[str | None]:
-    """Run one helm check per release concurrently (each is a separate helm process; together they are most of
-    the preflight's time). Threads get this run's context so their logs and settings stay the run's."""
-    if len(items) <= 1:
-        return [check(i) for i in items]
-    with ThreadPoolExecutor(max_workers=len(items), thread_name_prefix="preflight") as pool:
-        futures = [pool.submit(contextvars.copy_context().run, check, i) for i in items]
-        return [f.result() for f in futures]
-
-
 def _chart_available(ctx: Ctx, name: str, rel: Release) -> str | None:
     helm = ctx.helm()
     if rel.chart.startswith(("oci://", "/", "./", "../")):
@@ -377,7 +366,9 @@ def run_preflight(ctx: Ctx, cluster: dict[str, Any], rendered: RenderedStack) ->
         )
     facts.releases = release_states(ctx)
     enabled = {rname: rel for rname, rel in ctx.stack.releases.items() if rel.enabled}
-    for rname, missing in zip(enabled, _each_release(lambda item: _chart_available(ctx, *item), list(enabled.items())), strict=True):
+    # One helm process per release: run concurrently, they are most of the preflight's time.
+    available = map_in_threads(lambda item: _chart_available(ctx, *item), list(enabled.items()), name="preflight")
+    for rname, missing in zip(enabled, available, strict=True):
         if missing:
             facts.missing_chart_versions[rname] = missing
     # Rendering against the cluster needs the chart; skip it where the chart is missing or the CRD check already fails.
@@ -391,7 +382,7 @@ def run_preflight(ctx: Ctx, cluster: dict[str, Any], rendered: RenderedStack) ->
                 logger.warning("release %s is %s: it will be recovered before the install", rname, state.status)
             elif rname not in facts.missing_chart_versions:
                 to_render.append((rname, rel))
-        for (rname, _), err in zip(to_render, _each_release(lambda item: _render_check(ctx, *item), to_render), strict=True):
+        for (rname, _), err in zip(to_render, map_in_threads(lambda item: _render_check(ctx, *item), to_render, name="preflight"), strict=True):
             if err:
                 facts.render_errors[rname] = err
     ng_request, ng_problems = resolve_nodegroup(ctx, rendered.nodegroup, cluster)
