@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import os
 import socket
 from pathlib import Path
 
@@ -11,8 +10,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = ROOT / "configs"
-SHARED = Path(os.environ.get("EKS_CILIUM_SHARED", ROOT.parent / "shared"))
-RUNBOOK = SHARED / "runbook" / "isovalent-eks-runbook.ja.txt"
+# The runbook is vendored (configs/runbook/README.md says where it came from): the clone needs nothing beside it.
+RUNBOOK = CONFIGS / "runbook" / "isovalent-eks-runbook.ja.txt"
 
 _real_connect = socket.socket.connect
 
@@ -40,7 +39,7 @@ def _loopback_only():
 @pytest.fixture
 def runbook_text() -> str:
     if not RUNBOOK.exists():
-        pytest.fail(f"runbook not found at {RUNBOOK}; set EKS_CILIUM_SHARED to the shared/ directory")
+        pytest.fail(f"runbook not found at {RUNBOOK}: it is part of the repository (configs/runbook/); restore it from git")
     return RUNBOOK.read_text()
 
 
