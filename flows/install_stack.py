@@ -28,6 +28,7 @@ from tasks.errors import EksCiliumError, PermanentError
 from tasks.locking import cluster_lock
 from tasks.model import Component, Stack, load_stack
 from tasks.options import DEFAULT_OPTIONS, RunOptions
+from tasks.preflight import needs_recovery
 from tasks.steps import (
     add_chart_repository,
     check_workload,
@@ -134,13 +135,17 @@ def _install(ctx: Any, stack: Stack, options: RunOptions) -> dict[str, Any]:
         plan = plan_install(ctx, rendered, pre)
         return {**base, "dry_run": True, "ok": True, "plan": plan["steps"]}
 
-    # Releases an interrupted run left pending-*: recover them first (preflight let them through for this).
+    # Releases an interrupted or failed run left pending-* or failed: recover them first (preflight let them through).
     recovered = [recover_release(ctx, name, state) for name, state in pre["releases"].items()
-                 if str(state.get("status") or "").startswith("pending-")]
+                 if needs_recovery(state.get("status"))]
     cilium_name = stack.cilium[0]
     expected_nodes = rendered.nodegroup.desired_size
+    # The Cilium objects sensor must not mistake a failed revision left behind (and upgraded over now) for this run's.
+    left = pre["releases"].get(cilium_name) or {}
+    uninstalled = needs_recovery(left.get("status")) and not left.get("last_deployed_revision")
+    since_revision = 0 if uninstalled else int(left.get("revision") or 0)
     cilium_f = install_release.submit(ctx, cilium_name, rendered, wait_for=[pre_f])
-    objects_f = wait_for_cilium_objects.submit(ctx, wait_for=[pre_f])
+    objects_f = wait_for_cilium_objects.submit(ctx, since_revision, wait_for=[pre_f])
     nodegroup_f = create_nodegroup.submit(ctx, rendered, pre, wait_for=[objects_f])
     active_f = wait_for_nodegroup_active.submit(ctx, rendered, wait_for=[nodegroup_f])
     nodes_f = wait_for_nodes_ready.submit(ctx, rendered, wait_for=[active_f])

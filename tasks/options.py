@@ -46,8 +46,9 @@ class RunOptions(BaseModel):
     timeouts: Timeouts = Field(default_factory=Timeouts, description="Sensor deadlines.")
     poll_interval_seconds: float = Field(default=0.5, ge=0.05, le=60, description="How often sensors poll.")
     recover_pending: bool = Field(
-        default=True, description="Recover releases left pending-install/upgrade by an interrupted run (rollback to the last "
-                                  "deployed revision, else uninstall the pending release) instead of stopping at preflight.")
+        default=True, description="Recover releases an interrupted or failed run left pending-* (rollback to the last "
+                                  "deployed revision) or failed (upgrade over it), or uninstall them when they never "
+                                  "deployed, instead of stopping at preflight.")
     lock_wait_seconds: float = Field(default=600, ge=0, le=86400,
                                      description="How long a mutating run waits for another run on the same cluster to finish.")
 

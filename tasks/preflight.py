@@ -7,6 +7,7 @@ everything to fix.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from tasks import helm_argv
@@ -43,7 +44,7 @@ class ClusterFacts:
     render_errors: dict[str, str] = field(default_factory=dict)  # release -> helm's message
     values_errors: list[str] = field(default_factory=list)
     nodegroup_errors: list[str] = field(default_factory=list)
-    recover_pending: bool = True  # releases stuck in pending-* are recovered by the flow instead of blocking
+    recover_pending: bool = True  # releases left pending-* or failed are recovered by the flow instead of blocking
     node_nodegroups: dict[str, str] = field(default_factory=dict)  # node -> its eks.amazonaws.com/nodegroup label
     own_nodegroup: str | None = None  # the stack's nodegroup
 
@@ -59,6 +60,49 @@ def service_monitor_paths(values: Any, prefix: str = "") -> list[str]:
             else:
                 found.extend(service_monitor_paths(v, path))
     return found
+
+
+class RecoveryKind(StrEnum):
+    rollback = "rollback"  # pending-* with a deployed revision: helm holds the release's lock; roll back to it
+    uninstall = "uninstall"  # pending-* or failed that never deployed: nothing to roll back to or upgrade over
+    upgrade_over = "upgrade-over"  # failed with a deployed revision: `helm upgrade` over it is helm's own recovery
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """What the flow does about a release an interrupted or failed run left behind, before installing it again."""
+
+    kind: RecoveryKind
+    release: str
+    status: str
+    revision: int | None
+    last_deployed_revision: int | None
+
+    def describe(self) -> str:
+        if self.kind is RecoveryKind.rollback:
+            return (f"release {self.release} was {self.status} (revision {self.revision}): "
+                    f"rolled back to revision {self.last_deployed_revision}")
+        if self.kind is RecoveryKind.upgrade_over:
+            return (f"release {self.release} was {self.status} (revision {self.revision}): upgrading over it "
+                    f"(last deployed revision {self.last_deployed_revision})")
+        word = "failed" if self.status == "failed" else "pending"
+        return f"release {self.release} was {self.status} with no deployed revision: uninstalled the {word} release"
+
+
+def needs_recovery(status: str | None) -> bool:
+    """A release helm left in a state the next install must deal with first (Ctrl-C, kill -9, a timed-out hook)."""
+    return bool(status) and (str(status).startswith("pending-") or status == "failed")
+
+
+def plan_recovery(name: str, status: str | None, revision: int | None, last_deployed: int | None) -> Recovery | None:
+    """The recovery for a release in `status`, or None when it needs none (pure)."""
+    if not status or not needs_recovery(status):
+        return None
+    if status == "failed":
+        kind = RecoveryKind.upgrade_over if last_deployed else RecoveryKind.uninstall
+    else:
+        kind = RecoveryKind.rollback if last_deployed else RecoveryKind.uninstall
+    return Recovery(kind, name, status, revision, last_deployed)
 
 
 def recovery_commands(state: ReleaseState, helm: str = "helm") -> list[str]:
@@ -109,10 +153,11 @@ def evaluate(facts: ClusterFacts, rendered_values: dict[str, dict[str, Any]]) ->
             f"--cluster-name {facts.cluster} --principal-arn {facts.principal} --access-scope type=cluster --policy-arn "
             "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy`")
     for name, state in facts.releases.items():
-        if state.status and state.status.startswith("pending-") and not facts.recover_pending:
+        if needs_recovery(state.status) and not facts.recover_pending:
             problems.append(
                 f"release {name} in {state.namespace} is stuck in {state.status} (revision {state.revision}) from an "
-                f"interrupted run. Fix: {' ; '.join(recovery_commands(state))} and run again")
+                f"interrupted or failed run. Fix: {' ; '.join(recovery_commands(state))} and run again, "
+                "or run with recover_pending: true")
         elif state.status == "uninstalling":
             problems.append(f"release {name} in {state.namespace} is being uninstalled; wait for it to finish and run again")
     for name, msg in facts.missing_chart_versions.items():

@@ -261,7 +261,7 @@ def release_states(ctx: Ctx) -> dict[str, preflight.ReleaseState]:
             states[name] = preflight.ReleaseState(name, ns, item.get("status"), int(item.get("revision") or 0),
                                                   chart.rsplit("-", 1)[-1] if "-" in chart else None)
     for name, state in states.items():
-        if state.status and state.status.startswith("pending-"):
+        if preflight.needs_recovery(state.status):
             state.last_deployed_revision = _last_deployed_revision(ctx, name, state.namespace)
     return states
 
@@ -377,8 +377,10 @@ def run_preflight(ctx: Ctx, cluster: dict[str, Any], rendered: RenderedStack) ->
         to_render = []
         for rname, rel in enabled.items():
             state = facts.releases.get(rname)
-            if state is not None and str(state.status).startswith("pending-"):
-                # helm refuses even a dry run while the release is pending; it is recovered before the install.
+            recovery = state and preflight.plan_recovery(rname, state.status, state.revision, state.last_deployed_revision)
+            if recovery and recovery.kind is not preflight.RecoveryKind.upgrade_over:
+                # helm refuses even a dry run while the release is pending, and a release that never deployed is
+                # removed first; both are recovered before the install.
                 logger.warning("release %s is %s: it will be recovered before the install", rname, state.status)
             elif rname not in facts.missing_chart_versions:
                 to_render.append((rname, rel))
@@ -409,29 +411,41 @@ def _last_deployed_revision(ctx: Ctx, name: str, namespace: str) -> int | None:
     return max(deployed) if deployed else None
 
 
-def recover_pending(ctx: Ctx, name: str, status: str, revision: Any) -> str:
-    """A release left pending-* by an interrupted helm (a killed process keeps helm's lock on the release):
-    roll back to the last deployed revision when there is one, else uninstall the pending release."""
-    rel = ctx.stack.releases[name]
+def recover_left_release(ctx: Ctx, recovery: preflight.Recovery) -> str:
+    """A release an interrupted or failed run left behind: pending-* (a killed helm keeps helm's lock on the
+    release) is rolled back to the last deployed revision, or uninstalled when there is none; failed is upgraded
+    over by the install when it has a deployed revision, else uninstalled so the install starts clean."""
+    rel = ctx.stack.releases[recovery.release]
     logger = get_run_logger()
-    last = _last_deployed_revision(ctx, name, rel.namespace)
-    if last:
-        argv = helm_argv.rollback(ctx.helm_binary, name, rel.namespace, last, timeout_seconds=rel.timeout_seconds,
-                                  kubeconfig=ctx.kubeconfig)
-        action = f"release {name} was {status} (revision {revision}): rolled back to revision {last}"
-    else:
-        argv = helm_argv.uninstall(ctx.helm_binary, name, rel.namespace, timeout_seconds=rel.timeout_seconds,
+    argv: list[str] | None = None
+    if recovery.kind is preflight.RecoveryKind.rollback:
+        assert recovery.last_deployed_revision is not None
+        argv = helm_argv.rollback(ctx.helm_binary, recovery.release, rel.namespace, recovery.last_deployed_revision,
+                                  timeout_seconds=rel.timeout_seconds, kubeconfig=ctx.kubeconfig)
+    elif recovery.kind is preflight.RecoveryKind.uninstall:
+        argv = helm_argv.uninstall(ctx.helm_binary, recovery.release, rel.namespace, timeout_seconds=rel.timeout_seconds,
                                    kubeconfig=ctx.kubeconfig)
-        action = f"release {name} was {status} with no deployed revision: uninstalled the pending release"
-    logger.warning("recovering: %s", helm_argv.shell_line(argv))
-    ctx.helm().run(argv, what=f"recover release {name}", timeout=rel.timeout_seconds + 60)
+    if argv is not None:
+        logger.warning("recovering: %s", helm_argv.shell_line(argv))
+        ctx.helm().run(argv, what=f"recover release {recovery.release}", timeout=rel.timeout_seconds + 60)
+    action = recovery.describe()
     logger.warning("%s", action)
     return action
 
 
+def _recovery_of(ctx: Ctx, name: str, live: dict[str, Any]) -> preflight.Recovery | None:
+    status = live.get("status")
+    if not preflight.needs_recovery(status):
+        return None
+    rel = ctx.stack.releases[name]
+    return preflight.plan_recovery(name, status, live.get("revision"), _last_deployed_revision(ctx, name, rel.namespace))
+
+
 @step("recover_release")
 def recover_release(ctx: Ctx, name: str, state: dict[str, Any]) -> str:
-    return recover_pending(ctx, name, str(state.get("status")), state.get("revision"))
+    recovery = preflight.plan_recovery(name, state.get("status"), state.get("revision"), state.get("last_deployed_revision"))
+    assert recovery is not None, f"release {name} needs no recovery"
+    return recover_left_release(ctx, recovery)
 
 
 # ---- helm releases --------------------------------------------------------------------------------------
@@ -465,10 +479,11 @@ def install_release(ctx: Ctx, name: str, rendered: RenderedStack) -> dict[str, A
     rel = ctx.stack.releases[name]
     logger = get_run_logger()
     same, status = _desired_unchanged(ctx, name, rel, rendered.values[name])
-    if status is not None and str(status.get("status", "")).startswith("pending-"):
-        # Left pending by an earlier attempt of this very task (helm was interrupted, or could not record the
-        # release's final state): recover, then install again.
-        recover_pending(ctx, name, str(status["status"]), status.get("revision"))
+    recovery = _recovery_of(ctx, name, status) if status is not None else None
+    if recovery is not None and recovery.kind is not preflight.RecoveryKind.upgrade_over:
+        # Left pending or failed by an earlier attempt of this very task (helm was interrupted, could not record the
+        # release's final state, or its hook timed out): recover, then install again.
+        recover_left_release(ctx, recovery)
         same, status = _desired_unchanged(ctx, name, rel, rendered.values[name])
     if same and status is not None:
         logger.info("release %s: %s %s already deployed with the desired values (revision %s); nothing to do",
@@ -494,9 +509,11 @@ def install_release(ctx: Ctx, name: str, rendered: RenderedStack) -> dict[str, A
 
 
 @sensor("wait_for_cilium_objects")
-def wait_for_cilium_objects(ctx: Ctx) -> dict[str, Any]:
+def wait_for_cilium_objects(ctx: Ctx, since_revision: int = 0) -> dict[str, Any]:
     """Sensor: the Cilium DaemonSet and ConfigMap exist (helm has applied the chart's objects). The nodegroup
-    waits only for this, not for the helm install, which cannot finish before nodes exist (design hazard 1)."""
+    waits only for this, not for the helm install, which cannot finish before nodes exist (design hazard 1).
+    A failed release record counts only when it is newer than `since_revision` (a failed revision an earlier run
+    left behind is what this run upgrades over)."""
     name, rel = ctx.stack.cilium
     agent = rel.workload("agent")
     ds_name = agent.name if agent else "cilium"
@@ -506,7 +523,8 @@ def wait_for_cilium_objects(ctx: Ctx) -> dict[str, Any]:
         with ctx.kube() as kube:
             records = kube.helm_release_secrets(rel.namespace, name)
             latest = max(records, key=lambda r: int(r["metadata"]["labels"].get("version", "0")), default=None)
-            if latest and latest["metadata"]["labels"].get("status") == "failed":
+            if latest and latest["metadata"]["labels"].get("status") == "failed" \
+                    and int(latest["metadata"]["labels"].get("version", "0")) > since_revision:
                 return Verdict(False, f"helm release {name} failed", failed=True)
             ds = kube.get("DaemonSet", agent.namespace or rel.namespace if agent else rel.namespace, ds_name)
             cmap = kube.get("ConfigMap", rel.namespace, cm)
