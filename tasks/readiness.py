@@ -15,20 +15,37 @@ class Verdict:
     details: list[str] = field(default_factory=list)
 
 
-def _gen_ok(obj: dict[str, Any]) -> bool:
-    return int(obj.get("status", {}).get("observedGeneration") or 0) >= int(obj.get("metadata", {}).get("generation") or 0)
+def _int(value: Any) -> int:
+    return int(value or 0)
+
+
+def _generation_observed(obj: dict[str, Any]) -> bool:
+    """kubectl: `metadata.generation <= status.observedGeneration` (missing counts as 0)."""
+    return _int((obj.get("metadata") or {}).get("generation")) <= _int((obj.get("status") or {}).get("observedGeneration"))
+
+
+def _waiting_for_generation(obj: dict[str, Any]) -> Verdict:
+    meta, status = obj.get("metadata") or {}, obj.get("status") or {}
+    return Verdict(False, f"waiting for the controller to observe generation {meta.get('generation')} "
+                          f"(observed {status.get('observedGeneration') or 0})")
 
 
 def daemonset(ds: dict[str, Any] | None, *, expected_nodes: int | None = None) -> Verdict:
+    """`kubectl rollout status daemonset` (1.33), in its order: a strategy other than RollingUpdate is an error at once;
+    then the generation must be observed, then updated >= desired, then available >= desired. `expected_nodes`
+    (per-node DaemonSets) is our check on top: scheduled on at least that many nodes."""
     if ds is None:
         return Verdict(False, "does not exist")
+    strategy = ((ds.get("spec") or {}).get("updateStrategy") or {}).get("type")
+    if strategy != "RollingUpdate":
+        return Verdict(False, f"rollout status is only available for RollingUpdate strategy type (updateStrategy is "
+                              f"{strategy or 'not set'}): set spec.updateStrategy.type RollingUpdate", failed=True)
+    if not _generation_observed(ds):
+        return _waiting_for_generation(ds)
     s = ds.get("status") or {}
-    desired = int(s.get("desiredNumberScheduled") or 0)
-    updated = int(s.get("updatedNumberScheduled") or 0)
-    available = int(s.get("numberAvailable") or 0)
+    desired, updated, available = (_int(s.get(k)) for k in ("desiredNumberScheduled", "updatedNumberScheduled",
+                                                             "numberAvailable"))
     summary = f"{available}/{desired} available, {updated}/{desired} updated"
-    if not _gen_ok(ds):
-        return Verdict(False, f"waiting for the controller to observe generation {ds['metadata'].get('generation')}")
     if updated < desired:
         return Verdict(False, f"rollout in progress: {summary}")
     if available < desired:
@@ -38,28 +55,32 @@ def daemonset(ds: dict[str, Any] | None, *, expected_nodes: int | None = None) -
     return Verdict(True, summary)
 
 
-def deployment(d: dict[str, Any] | None) -> Verdict:
+def deployment(d: dict[str, Any] | None, *, expected_replicas: int | None = None) -> Verdict:
+    """`kubectl rollout status deployment` (1.33), in its order: the generation must be observed; then a Progressing
+    condition with reason ProgressDeadlineExceeded is terminal; then (when spec.replicas is set) updated >= spec;
+    then no old replicas pending termination (status.replicas <= updated); then available >= updated. It never reads
+    the Available condition. `expected_replicas` (what the release renders) is our check on top: a live object asking
+    for fewer replicas than the release renders was scaled down outside helm, and waiting cannot fix that."""
     if d is None:
         return Verdict(False, "does not exist")
-    spec_replicas = int((d.get("spec") or {}).get("replicas", 1))
+    spec_replicas = (d.get("spec") or {}).get("replicas")
+    if expected_replicas is not None and _int(spec_replicas) < expected_replicas:
+        return Verdict(False, f"{_int(spec_replicas)} replica(s) requested but the release renders {expected_replicas}: "
+                              "scaled down outside helm", failed=True)
+    if not _generation_observed(d):
+        return _waiting_for_generation(d)
     s = d.get("status") or {}
-    updated, ready, available = (int(s.get(k) or 0) for k in ("updatedReplicas", "readyReplicas", "availableReplicas"))
-    summary = f"{available}/{spec_replicas} available"
-    conds = {c.get("type"): c for c in s.get("conditions") or []}
-    progressing = conds.get("Progressing") or {}
+    progressing = next((c for c in s.get("conditions") or [] if c.get("type") == "Progressing"), {})
     if progressing.get("reason") == "ProgressDeadlineExceeded":
-        return Verdict(False, f"progress deadline exceeded: {progressing.get('message', '')}", failed=True)
-    if not _gen_ok(d):
-        return Verdict(False, f"waiting for the controller to observe generation {d['metadata'].get('generation')}")
-    if updated < spec_replicas:
+        return Verdict(False, f"progress deadline exceeded: {progressing.get('message', '')}".strip(), failed=True)
+    total, updated, available = (_int(s.get(k)) for k in ("replicas", "updatedReplicas", "availableReplicas"))
+    if spec_replicas is not None and updated < int(spec_replicas):
         return Verdict(False, f"rollout in progress: {updated}/{spec_replicas} updated")
-    if int(s.get("replicas") or 0) > updated:
-        return Verdict(False, f"old replicas pending termination: {s.get('replicas')} total, {updated} updated")
-    if available < spec_replicas or ready < spec_replicas:
-        return Verdict(False, f"waiting for pods: {summary}")
-    if (conds.get("Available") or {}).get("status") != "True":
-        return Verdict(False, f"condition Available is not True: {summary}")
-    return Verdict(True, summary)
+    if total > updated:
+        return Verdict(False, f"old replicas pending termination: {total} total, {updated} updated")
+    if available < updated:
+        return Verdict(False, f"waiting for pods: {available}/{updated} updated replicas available")
+    return Verdict(True, f"{available}/{updated if spec_replicas is None else spec_replicas} available")
 
 
 def job(j: dict[str, Any] | None) -> Verdict:

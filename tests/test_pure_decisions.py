@@ -75,8 +75,9 @@ def test_helm_is_found_through_the_environment_variable(tmp_path, monkeypatch):
 
 # ---- readiness -------------------------------------------------------------------------------------------------
 def ds(gen=1, observed=1, desired=2, updated=2, available=2):
-    return {"metadata": {"generation": gen}, "status": {"observedGeneration": observed, "desiredNumberScheduled": desired,
-                                                         "updatedNumberScheduled": updated, "numberAvailable": available}}
+    return {"metadata": {"generation": gen}, "spec": {"updateStrategy": {"type": "RollingUpdate"}},
+            "status": {"observedGeneration": observed, "desiredNumberScheduled": desired,
+                       "updatedNumberScheduled": updated, "numberAvailable": available}}
 
 
 @pytest.mark.parametrize(("obj", "ready", "words"), [
@@ -103,7 +104,7 @@ def dep(replicas=2, updated=2, ready=2, available=2, available_cond="True", reas
 
 
 @pytest.mark.parametrize(("obj", "ready", "failed"), [
-    (dep(), True, False), (dep(available=1), False, False), (dep(available_cond="False"), False, False),
+    (dep(), True, False), (dep(available=1), False, False), (dep(available_cond="False"), True, False),  # as kubectl
     (dep(reason="ProgressDeadlineExceeded"), False, True), (dep(updated=1), False, False),
 ])
 def test_deployment_verdicts(obj, ready, failed):
