@@ -70,7 +70,7 @@ def deployment(d: dict[str, Any] | None, *, expected_replicas: int | None = None
     if not _generation_observed(d):
         return _waiting_for_generation(d)
     s = d.get("status") or {}
-    progressing = next((c for c in s.get("conditions") or [] if c.get("type") == "Progressing"), {})
+    progressing: dict[str, Any] = next((c for c in s.get("conditions") or [] if c.get("type") == "Progressing"), {})
     if progressing.get("reason") == "ProgressDeadlineExceeded":
         return Verdict(False, f"progress deadline exceeded: {progressing.get('message', '')}".strip(), failed=True)
     total, updated, available = (_int(s.get(k)) for k in ("replicas", "updatedReplicas", "availableReplicas"))
