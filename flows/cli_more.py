@@ -11,10 +11,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from flows.interrupt import run_interruptibly
 from tasks.errors import ConfigError, EksCiliumError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_STATE = PROJECT_ROOT / ".sandbox"
+# The sandbox's state directory, shared by `sandbox up|down|...` and `--sandbox` (EKS_CILIUM_SANDBOX_DIR moves it).
+DEFAULT_STATE = Path(os.environ.get("EKS_CILIUM_SANDBOX_DIR") or PROJECT_ROOT / ".sandbox")
 
 
 def register(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
@@ -70,6 +72,7 @@ def register(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> Non
     dr.add_argument("--repair", action="store_true", help="re-run the affected install steps, then report again")
     dr.add_argument("--output", choices=["table", "json"], default="table")
     dr.set_defaults(func=cmd_drift)
+    register_unlock(sub, common)
 
 
 # ---- sandbox -----------------------------------------------------------------------------------------------
@@ -183,11 +186,12 @@ def sandbox_session(args: argparse.Namespace, *, start: bool) -> Iterator[dict[s
     os.environ.update({k: v for k, v in env.items() if k != "KUBECONFIG"})
     if args.environment is None:
         args.environment = "sandbox"
+    args.sandbox_started_here = started_here
     try:
         yield {"chart_repository": {"url": env["EKS_CILIUM_CHART_REPO_URL"]}}
     finally:
         if started_here:
-            control.down(DEFAULT_STATE)
+            control.down(DEFAULT_STATE, out=sys.stderr)
 
 
 def cmd_install(args: argparse.Namespace) -> int:
@@ -198,8 +202,11 @@ def cmd_install(args: argparse.Namespace) -> int:
         with sandbox_session(args, start=True) as patch:
             stack = _load_stack(args, patch)
             options = RunOptions(config_dir=str(args.config_dir.resolve()), environment=args.environment, dry_run=args.dry_run)
+            what = f"install of {stack.cluster.name} ({stack.cluster.region})"
+            if getattr(args, "sandbox_started_here", False):
+                what += ", leaving the sandbox it started running (`eks-cilium sandbox down` stops it)"
             try:
-                result = run_install(stack, options)
+                result = run_interruptibly(lambda: run_install(stack, options), what)
             except VerificationFailed as e:
                 print_result(e.result, args.output)
                 return 1
@@ -217,7 +224,9 @@ def cmd_drift(args: argparse.Namespace) -> int:
         with sandbox_session(args, start=False) as patch:
             stack = _load_stack(args, patch)
             options = RunOptions(config_dir=str(args.config_dir.resolve()), environment=args.environment)
-            result = run_drift(stack, options, DriftMode.repair if args.repair else DriftMode.report)
+            mode = DriftMode.repair if args.repair else DriftMode.report
+            result = run_interruptibly(lambda: run_drift(stack, options, mode),
+                                       f"drift {mode.value} of {stack.cluster.name} ({stack.cluster.region})")
     except EksCiliumError as e:
         return _exit_error(e)
     print_drift(result, args.output)
@@ -264,6 +273,31 @@ def print_result(result: dict[str, Any], output: str) -> None:
 def _exit_error(e: EksCiliumError) -> int:
     print(f"error: {e}", file=sys.stderr)
     return 1
+
+
+
+# ---- unlock: the operators' way out of a cluster lock whose holder is gone for good ----------------------------
+def register_unlock(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
+    un = sub.add_parser("unlock", help="remove the cluster's lock (Lease kube-system/eks-cilium-lock) after showing its holder",
+                        description="Like `terraform force-unlock`: only for a lock whose run is gone for good (a dead "
+                                    "holder also loses the lock 60 s after its last renewal). Needs no Prefect server.")
+    common(un)
+    un.add_argument("--confirm", required=True, metavar="CLUSTER", help="the stack's cluster name, to confirm")
+    un.add_argument("--stack", type=Path, help="a stack file to use instead of CONFIG_DIR/stack.yaml")
+    un.add_argument("--sandbox", action="store_true", help="the running local sandbox's cluster")
+    un.set_defaults(func=cmd_unlock)
+
+
+def cmd_unlock(args: argparse.Namespace) -> int:
+    from tasks.locking import force_unlock
+
+    try:
+        with sandbox_session(args, start=False) as patch:
+            lines = force_unlock(_load_stack(args, patch), args.confirm)
+    except EksCiliumError as e:
+        return _exit_error(e)
+    print("\n".join(lines))
+    return 0
 
 
 __all__ = ["register", "print_result", "os"]

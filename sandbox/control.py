@@ -13,7 +13,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from sandbox.aws import NodegroupBehaviour
 from sandbox.kube.controllers import SimConfig
@@ -153,10 +153,12 @@ def status(state_dir: Path) -> int:
     return 0
 
 
-def down(state_dir: Path) -> int:
+def down(state_dir: Path, out: TextIO | None = None) -> int:
+    """Stop the sandbox; `out` is where to say so (the CLI's --output json keeps stdout for the JSON)."""
+    out = out or sys.stdout
     state = read_state(state_dir)
     if state is None:
-        print("sandbox: not running")
+        print("sandbox: not running", file=out)
         clean(state_dir)
         return 0
     pid = int(state.get("pid", 0))
@@ -169,7 +171,7 @@ def down(state_dir: Path) -> int:
         else:
             os.kill(pid, signal.SIGKILL)
     clean(state_dir)
-    print("sandbox: stopped")
+    print("sandbox: stopped", file=out)
     return 0
 
 

@@ -23,3 +23,27 @@ def pid_alive(pid: int) -> bool:
     with contextlib.suppress(OSError, IndexError):
         return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
     return True
+
+
+def descendants(pid: int) -> list[int]:
+    """Every live process below `pid` (children first-level first), read from /proc; empty where /proc is absent."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found: list[int] = []
+    todo = list(children.get(pid, []))
+    while todo:
+        p = todo.pop(0)
+        found.append(p)
+        todo.extend(children.get(p, []))
+    return found
+
+
+def same_session(pid: int) -> bool:
+    """Whether `pid` belongs to this process's session (a detached sandbox does not: it outlives us on purpose)."""
+    try:
+        return os.getsid(pid) == os.getsid(0)
+    except OSError:
+        return False

@@ -73,6 +73,13 @@ def cancel_scope(scope: str, grace_seconds: float = 10.0) -> list[str]:
     return stopped
 
 
+def cancel_all(grace_seconds: float = 10.0) -> list[str]:
+    """Stop every helm process of this process, whatever its scope (the command line was interrupted)."""
+    with _RUNNING_LOCK:
+        scopes = list(_RUNNING)
+    return [argv for scope in scopes for argv in cancel_scope(scope, grace_seconds)]
+
+
 @dataclass
 class Helm:
     binary: str
