@@ -98,6 +98,18 @@ def get_metadata(helm: str, release: str, namespace: str, kubeconfig: str | None
             "-o", "json"] + _kube(kubeconfig)
 
 
+def get_manifest(helm: str, release: str, namespace: str, kubeconfig: str | None = None) -> list[str]:
+    """The objects the release rendered (YAML documents; `helm get manifest` has no JSON output)."""
+    return [helm, "get", "manifest", _arg(release, "release name"), "--namespace", _arg(namespace, "namespace")] \
+        + _kube(kubeconfig)
+
+
+def get_hooks(helm: str, release: str, namespace: str, kubeconfig: str | None = None) -> list[str]:
+    """The release's hook objects (YAML documents), which `helm get manifest` leaves out."""
+    return [helm, "get", "hooks", _arg(release, "release name"), "--namespace", _arg(namespace, "namespace")] \
+        + _kube(kubeconfig)
+
+
 def history(helm: str, release: str, namespace: str, kubeconfig: str | None = None) -> list[str]:
     return [helm, "history", _arg(release, "release name"), "--namespace", _arg(namespace, "namespace"),
             "-o", "json"] + _kube(kubeconfig)

@@ -23,7 +23,7 @@ import yaml
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from tasks import helm_argv, preflight, readiness, verify
+from tasks import helm_argv, manifest, preflight, readiness, verify
 from tasks.access import exec_kubeconfig
 from tasks.adapters.aws import Aws
 from tasks.adapters.eks_token import cached_credential
@@ -614,31 +614,96 @@ def _workload_diagnosis(ctx: Ctx, w: Workload, namespace: str) -> list[str]:
     return lines
 
 
-def workload_verdict(kube: Kube, w: Workload, namespace: str, expected_nodes: int | None) -> Verdict:
+def rendered_release(ctx: Ctx, name: str, rel: Release) -> manifest.RenderedRelease | None:
+    """What helm recorded for the release: status, revision and the objects of its manifest and hooks; None when
+    the release is not installed. The expectations of the workload checks come from here, not from live objects."""
+    helm = ctx.helm()
+    try:
+        meta = helm.run_json(helm_argv.get_metadata(ctx.helm_binary, name, rel.namespace, ctx.kubeconfig),
+                             what=f"metadata of release {name}") or {}
+    except CommandError as e:
+        if "not found" in e.stderr:
+            return None
+        raise
+    text = helm.run(helm_argv.get_manifest(ctx.helm_binary, name, rel.namespace, ctx.kubeconfig),
+                    what=f"manifest of release {name}")
+    hooks = helm.run(helm_argv.get_hooks(ctx.helm_binary, name, rel.namespace, ctx.kubeconfig),
+                     what=f"hooks of release {name}")
+    return manifest.rendered_release(name, rel.namespace, meta, text, hooks)
+
+
+def workload_verdict(kube: Kube, w: Workload, namespace: str, expected_nodes: int | None,
+                     rendered: manifest.RenderedRelease | None = None) -> Verdict:
+    """The workload's verdict (`kubectl rollout status` rules); with the release's rendered objects also: fewer
+    replicas than the release renders fails, and an object the deployed release lacks fails at once."""
     obj = kube.get(w.kind.value, namespace, w.name)
+    if obj is None and rendered is not None:
+        absent = manifest.absent_workload(w.kind.value, namespace, w.name, rendered)
+        if absent is not None:
+            return absent
     if w.kind.value == "DaemonSet":
         return readiness.daemonset(obj, expected_nodes=expected_nodes if w.per_node else None)
     if w.kind.value == "Job":
         return readiness.job(obj)
-    return readiness.deployment(obj)
+    expected = rendered.expected_replicas(w.kind.value, namespace, w.name) if rendered is not None else None
+    return readiness.deployment(obj, expected_replicas=expected)
+
+
+# A workload still absent after this many polls and seconds (whichever is later) while its release is deployed is
+# checked against the release's rendered objects: a name the release does not render fails at once.
+ABSENT_POLLS = 3
+ABSENT_SECONDS = 10.0
+
+
+@dataclass
+class AbsenceWatch:
+    """When a sensor should ask helm why its object is missing: after ABSENT_POLLS polls and ABSENT_SECONDS
+    seconds of absence, then at most every ABSENT_SECONDS (helm is asked only while the object is missing)."""
+
+    polls: int = 0
+    since: float | None = None
+    asked: float | None = None
+
+    def due(self, absent: bool, now: float) -> bool:
+        if not absent:
+            self.polls, self.since, self.asked = 0, None, None
+            return False
+        self.polls += 1
+        self.since = now if self.since is None else self.since
+        if self.polls < ABSENT_POLLS or now - self.since < ABSENT_SECONDS:
+            return False
+        if self.asked is not None and now - self.asked < ABSENT_SECONDS:
+            return False
+        self.asked = now
+        return True
 
 
 @sensor("check_workload")
 def check_workload(ctx: Ctx, release: str, role: str, expected_nodes: int) -> dict[str, Any]:
-    """Sensor for one workload: DaemonSet rolled out, Deployment available or Job complete (Failed is terminal)."""
+    """Sensor for one workload: DaemonSet rolled out, Deployment available or Job complete (Failed is terminal).
+    An object that stays absent while its release is deployed fails fast, listing what the release renders."""
     rel = ctx.stack.releases[release]
     w = rel.workload(role)
     assert w is not None
     ns = w.namespace or rel.namespace
     kind_word = {"DaemonSet": "rolled out", "Deployment": "available", "Job": "complete", "StatefulSet": "ready"}[w.kind.value]
     timeout = ctx.options.timeouts.job if w.kind.value == "Job" else ctx.options.timeouts.rollout
+    absence = AbsenceWatch()
 
     def probe() -> Verdict:
         with ctx.kube() as kube:
-            return workload_verdict(kube, w, ns, expected_nodes)
+            v = workload_verdict(kube, w, ns, expected_nodes)
+        if absence.due(v.summary == "does not exist", time.monotonic()):
+            rendered = rendered_release(ctx, release, rel)
+            absent = manifest.absent_workload(w.kind.value, ns, w.name, rendered) if rendered is not None else None
+            if absent is not None:
+                return absent
+        return v
 
     v = sense(ctx, f"{w.kind.value} {ns}/{w.name} {kind_word}", probe, timeout,
-               hint=f"inspect with `kubectl -n {ns} describe {w.kind.value.lower()} {w.name}` and the pods listed above",
+               hint=f"inspect with `kubectl -n {ns} describe {w.kind.value.lower()} {w.name}` and the pods listed "
+                    f"above; if it does not exist, compare its name (stack releases.{release}.workloads, role "
+                    f"{role}) with `helm get manifest {release} -n {rel.namespace}`",
                diagnose=lambda: _workload_diagnosis(ctx, w, ns))
     return {"release": release, "role": role, "name": w.name, "summary": v.summary}
 
@@ -671,18 +736,26 @@ def artifact_key(prefix: str, cluster: str) -> str:
 def observe_stack(ctx: Ctx) -> verify.Observed:
     """Read everything the verification checks look at (no waiting)."""
     states = release_states(ctx)
+    installed = [(n, r) for n, r in ctx.stack.releases.items() if r.enabled and n in states]
+    renders = map_in_threads(lambda item: rendered_release(ctx, *item), installed, name="verify")
+    rendered_by = {n: r for (n, _), r in zip(installed, renders, strict=True)}
     with ctx.kube() as kube:
         nodes = kube.list_nodes()
         expected = len([n for n in nodes if readiness.node_ready(n)])
         workloads: dict[tuple[str, str], Verdict] = {}
         agent_pods: dict[str, list[dict[str, Any]]] = {}
         monitors: dict[str, list[str] | None] = {}
+        expected_replicas: dict[tuple[str, str], int] = {}
         for rname, rel in ctx.stack.releases.items():
             if not rel.enabled:
                 continue
+            rendered = rendered_by.get(rname)
             for w in rel.workloads:
                 ns = w.namespace or rel.namespace
-                workloads[(rname, w.role)] = workload_verdict(kube, w, ns, expected)
+                workloads[(rname, w.role)] = workload_verdict(kube, w, ns, expected, rendered)
+                replicas = rendered.expected_replicas(w.kind.value, ns, w.name) if rendered is not None else None
+                if replicas is not None:
+                    expected_replicas[(rname, w.role)] = replicas
                 if w.per_node:
                     agent_pods[f"{rname}/{w.role}"] = kube.list_pods(ns, w.selector)
             if rel.service_monitors and rel.namespace not in monitors:
@@ -690,6 +763,7 @@ def observe_stack(ctx: Ctx) -> verify.Observed:
                 monitors[rel.namespace] = None if items is None else [i["metadata"]["name"] for i in items]
         ds = [d["metadata"]["name"] for d in kube.list_daemonsets("kube-system")]
     return verify.Observed(nodes=nodes, workloads=workloads, agent_pods=agent_pods, service_monitors=monitors,
+                           expected_replicas=expected_replicas,
                            kube_system_daemonsets=ds,
                            releases={k: {"status": v.status, "version": v.chart_version, "revision": v.revision}
                                      for k, v in states.items()})

@@ -3,7 +3,7 @@ rendered as a markdown table for the Prefect UI and as structured data for the A
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from tasks import readiness
@@ -28,6 +28,8 @@ class Observed:
     service_monitors: dict[str, list[str] | None]  # namespace -> names (None = CRD missing)
     kube_system_daemonsets: list[str]
     releases: dict[str, dict[str, Any]]  # release -> {"status":..., "version":...}
+    # (release, role) -> spec.replicas the release renders (`helm get manifest`), for the replicated workloads
+    expected_replicas: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
 def _running_ready(p: dict[str, Any]) -> bool:
@@ -58,6 +60,9 @@ def build_checks(stack: Stack, expected_nodes: int, obs: Observed) -> list[Check
             title = f"{rname}: {ROLE_TITLES.get(w.role, w.role)} ({w.kind.value} {w.name})"
             expected = {"DaemonSet": "rolled out on every node", "Deployment": "all replicas available",
                         "Job": "complete", "StatefulSet": "all replicas ready"}[w.kind.value]
+            rendered = obs.expected_replicas.get((rname, w.role))
+            if rendered is not None and w.kind.value in ("Deployment", "StatefulSet"):
+                expected = f"{expected} ({rendered} rendered)"
             checks.append(Check(title, expected, v.summary if v else "not checked", bool(v and v.ready)))
             if w.per_node and w.kind.value == "DaemonSet":
                 pods = [p for p in obs.agent_pods.get(f"{rname}/{w.role}", []) if _running_ready(p)]
