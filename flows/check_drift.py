@@ -18,7 +18,7 @@ from flows.install_stack import PROJECT_ROOT, resolve_stack
 from tasks import drift
 from tasks.adapters import kube as kube_adapter
 from tasks.drift_steps import observe_drift, remove_conflicting_daemonsets, restart_agents, scale_nodegroup, wait_for_nodes_count
-from tasks.errors import PermanentError
+from tasks.errors import EksCiliumError, PermanentError
 from tasks.locking import cluster_lock
 from tasks.model import Component, Stack
 from tasks.options import DEFAULT_OPTIONS, DriftMode, RunOptions
@@ -88,22 +88,30 @@ def _check(ctx: Any, stack: Stack, options: RunOptions, mode: DriftMode, fail_on
         result["event"] = {"event": DRIFT_EVENT, "id": str(event.id) if event else None}
         logger.warning("drift detected: %s", "; ".join(result["summary"]["problems"]))
     if mode is DriftMode.repair and not result["summary"]["clean"]:
-        with cluster_lock(stack, options.lock_wait_seconds):
-            repaired = repair(ctx, rendered, items)
+        with cluster_lock(stack, ctx.kubeconfig, options.lock_wait_seconds):
+            repaired, failures = repair(ctx, rendered, items)
         after = observe_drift(ctx, rendered)
         result["repaired"] = repaired
         result["before"] = {"summary": result["summary"], "checks": result["checks"]}
         result.update(_report(stack, after, f"Drift report for {stack.cluster.name} after repair"))
         logger.info("after repair: %s", result["summary"])
+        if failures:
+            # Every workload was checked and the after-repair report made; the first failure is the run's error.
+            result["errors"] = [str(f) for f in failures]
+            failures[0].report = result
+            raise failures[0]
     if fail_on_drift and not result["summary"]["clean"]:
         raise DriftFound(result)
     return result
 
 
-def repair(ctx: Any, rendered: Any, items: list[drift.DriftItem]) -> list[str]:
-    """Re-run only the steps the drifted checks name, through the install flow's own tasks."""
+def repair(ctx: Any, rendered: Any, items: list[drift.DriftItem]) -> tuple[list[str], list[EksCiliumError]]:
+    """Re-run only the steps the drifted checks name, through the install flow's own tasks. Every workload of a
+    repaired release is checked even when one fails; a release that fails to install stops the releases after it
+    (Cilium comes first: the others need it). Returns what was done and what failed."""
     stack = ctx.stack
     done: list[str] = []
+    failures: list[EksCiliumError] = []
     wanted = {i.repair for i in items if i.repair}
     if "cni:daemonsets" in wanted:
         done += [f"removed kube-system/{d}" for d in remove_conflicting_daemonsets(ctx)]
@@ -117,7 +125,12 @@ def repair(ctx: Any, rendered: Any, items: list[drift.DriftItem]) -> list[str]:
     expected_nodes = rendered.nodegroup.desired_size
     for name in [n for n in stack.releases if n in releases]:  # the stack's order: Cilium first
         before = next(i for i in items if i.check == f"release {name}")
-        result = install_release(ctx, name, rendered)
+        try:
+            result = install_release(ctx, name, rendered)
+        except EksCiliumError as e:
+            failures.append(e)
+            done.append(f"release {name}: FAILED ({e.what})")
+            break
         done.append(f"release {name}: {result['action']} (revision {result['revision']})")
         rel = stack.releases[name]
         values_only = before.diffs and not any(d.startswith("chart version") for d in before.diffs)
@@ -125,9 +138,14 @@ def repair(ctx: Any, rendered: Any, items: list[drift.DriftItem]) -> list[str]:
             restart_agents(ctx, name)
             done.append(f"release {name}: agents restarted")
         for w in rel.workloads:
-            if w.kind.value != "Job":
+            if w.kind.value == "Job":
+                continue
+            try:
                 check_workload(ctx, name, w.role, expected_nodes)
-    return done
+            except EksCiliumError as e:
+                failures.append(e)
+                done.append(f"release {name}: {w.kind.value} {w.name} not ready ({e.what})")
+    return done, failures
 
 
 def run_drift(stack: Stack | None, options: RunOptions, mode: DriftMode) -> dict[str, Any]:

@@ -202,6 +202,9 @@ def cmd_install(args: argparse.Namespace) -> int:
         with sandbox_session(args, start=True) as patch:
             stack = _load_stack(args, patch)
             options = RunOptions(config_dir=str(args.config_dir.resolve()), environment=args.environment, dry_run=args.dry_run)
+            from tasks.adapters.aws import require_credentials
+
+            require_credentials(stack.cluster.region)
             what = f"install of {stack.cluster.name} ({stack.cluster.region})"
             if getattr(args, "sandbox_started_here", False):
                 what += ", leaving the sandbox it started running (`eks-cilium sandbox down` stops it)"
@@ -213,6 +216,8 @@ def cmd_install(args: argparse.Namespace) -> int:
             print_result(result, args.output)
             return 0 if result.get("ok") else 1
     except EksCiliumError as e:
+        if e.report is not None:  # a step failed after the install started: the report still comes out
+            print_result(e.report, args.output)
         return _exit_error(e)
 
 
@@ -224,10 +229,15 @@ def cmd_drift(args: argparse.Namespace) -> int:
         with sandbox_session(args, start=False) as patch:
             stack = _load_stack(args, patch)
             options = RunOptions(config_dir=str(args.config_dir.resolve()), environment=args.environment)
+            from tasks.adapters.aws import require_credentials
+
+            require_credentials(stack.cluster.region)
             mode = DriftMode.repair if args.repair else DriftMode.report
             result = run_interruptibly(lambda: run_drift(stack, options, mode),
                                        f"drift {mode.value} of {stack.cluster.name} ({stack.cluster.region})")
     except EksCiliumError as e:
+        if e.report is not None:  # a repair step failed: the after-repair report still comes out
+            print_drift(e.report, args.output)
         return _exit_error(e)
     print_drift(result, args.output)
     return 0 if result["summary"]["clean"] else 3
@@ -267,7 +277,11 @@ def print_result(result: dict[str, Any], output: str) -> None:
     checks = [Check(**c) for c in result["verification"]["checks"]]
     print(f"Verification of {result['cluster']} ({result['region']}):")
     print(text_table(checks))
-    print("all checks passed" if result["ok"] else "SOME CHECKS FAILED")
+    if result.get("error"):
+        reached = result.get("not_reached") or []
+        print("THE RUN STOPPED EARLY" + (f"; steps never reached: {', '.join(reached)}" if reached else ""))
+    else:
+        print("all checks passed" if result["ok"] else "SOME CHECKS FAILED")
 
 
 def _exit_error(e: EksCiliumError) -> int:

@@ -111,18 +111,20 @@ def install_stack(stack: Stack | None = None, options: RunOptions = DEFAULT_OPTI
 
     try:
         validate_stack(ctx)
-        # Mutating runs hold the cluster's lock from preflight on, so two runs never change one cluster at once;
-        # a dry run changes nothing and does not wait for it.
-        with nullcontext() if options.dry_run else cluster_lock(stack, options.lock_wait_seconds):
-            return _install(ctx, stack, options)
+        # The cluster's lock is a Lease in the cluster: reach the cluster first, then hold the lock from preflight
+        # on, so two runs never change one cluster at once; a dry run changes nothing and does not wait for it.
+        cluster_f = discover_endpoint.submit(ctx)
+        access_f = prepare_cluster_access.submit(ctx, cluster_f)
+        _wait_all([cluster_f, access_f], str(ctx.workdir))
+        with nullcontext() if options.dry_run else cluster_lock(stack, ctx.kubeconfig, options.lock_wait_seconds):
+            return _install(ctx, stack, options, cluster_f, access_f)
     finally:
         cleanup_context(ctx)
 
 
-def _install(ctx: Any, stack: Stack, options: RunOptions) -> dict[str, Any]:
+def _install(ctx: Any, stack: Stack, options: RunOptions, cluster_f: PrefectFuture[Any],
+             access_f: PrefectFuture[Any]) -> dict[str, Any]:
     logger = get_run_logger()
-    cluster_f = discover_endpoint.submit(ctx)
-    access_f = prepare_cluster_access.submit(ctx, cluster_f)
     rendered_f = render_values.submit(ctx, cluster_f, wait_for=[access_f])  # type: ignore[call-overload]
     repo_f = add_chart_repository.submit(ctx, wait_for=[rendered_f])
     pre_f = run_preflight.submit(ctx, cluster_f, rendered_f, wait_for=[access_f, repo_f])
@@ -151,10 +153,19 @@ def _install(ctx: Any, stack: Stack, options: RunOptions) -> dict[str, Any]:
     nodes_f = wait_for_nodes_ready.submit(ctx, rendered, wait_for=[active_f])
 
     cilium_rel = stack.releases[cilium_name]
+    ng = rendered.nodegroup
+    # What each step is, in words, for the report of a run that stopped early (which steps it never reached).
+    labels: list[tuple[PrefectFuture[Any], str]] = [
+        (cilium_f, f"helm install {cilium_name}"), (objects_f, "Cilium objects applied"),
+        (nodegroup_f, f"create nodegroup {ng.name}"), (active_f, f"nodegroup {ng.name} ACTIVE"),
+        (nodes_f, f"{ng.desired_size} nodes Ready")]
     certs_f = [check_workload.submit(ctx, cilium_name, w.role, expected_nodes, wait_for=[cilium_f, nodes_f])
                for w in cilium_rel.workloads if w.kind.value == "Job"]
     cilium_checks = [check_workload.submit(ctx, cilium_name, w.role, expected_nodes, wait_for=[*certs_f, cilium_f, nodes_f])
                      for w in cilium_rel.workloads if w.kind.value != "Job"]
+    labels += [(f, f"{cilium_name}: {w.kind.value} {w.name}") for f, w in
+               zip([*certs_f, *cilium_checks], [w for w in cilium_rel.workloads if w.kind.value == "Job"]
+                   + [w for w in cilium_rel.workloads if w.kind.value != "Job"], strict=True)]
 
     others: list[PrefectFuture[Any]] = []
     installs = [cilium_f]
@@ -167,11 +178,19 @@ def _install(ctx: Any, stack: Stack, options: RunOptions) -> dict[str, Any]:
         # that Cilium's install still waits for: starting them here overlaps their image pulls with that Job.
         inst = install_release.submit(ctx, name, rendered, wait_for=[objects_f, nodes_f])
         installs.append(inst)
-        others += [check_workload.submit(ctx, name, w.role, expected_nodes, wait_for=[inst]) for w in rel.workloads]
+        checks = [check_workload.submit(ctx, name, w.role, expected_nodes, wait_for=[inst]) for w in rel.workloads]
+        others += checks
+        labels += [(inst, f"helm install {name}"),
+                   *((f, f"{name}: {w.kind.value} {w.name}") for f, w in zip(checks, rel.workloads, strict=True))]
 
     everything = [cluster_f, access_f, rendered_f, repo_f, pre_f, cilium_f, objects_f, nodegroup_f, active_f, nodes_f,
                   *certs_f, *cilium_checks, *installs, *others]
-    _wait_all(everything, str(ctx.workdir))
+    try:
+        _wait_all(everything, str(ctx.workdir))
+    except EksCiliumError as e:
+        # The report comes out whatever stopped the run: the rows as observed now, and the steps never reached.
+        _attach_report(e, ctx, rendered, base, labels)
+        raise
 
     report = verify_stack(ctx, rendered)
     result = {**base, "dry_run": False, "ok": report["ok"], "verification": report,
@@ -181,6 +200,20 @@ def _install(ctx: Any, stack: Stack, options: RunOptions) -> dict[str, Any]:
         raise VerificationFailed(result)
     logger.info("install complete: every verification check passed")
     return result
+
+
+def _attach_report(error: EksCiliumError, ctx: Any, rendered: Any, base: dict[str, Any],
+                   labels: list[tuple[PrefectFuture[Any], str]]) -> None:
+    """Give a run that stopped early its verification report (`error.report`): the checks as observed now, which
+    steps it never reached, and the error. Best effort: a cluster that cannot be read leaves the error alone."""
+    not_reached = [label for f, label in labels if not f.state.is_final()]
+    try:
+        report = verify_stack(ctx, rendered, stopped_by=error.what, not_reached=not_reached)
+    except Exception as e:  # the original error is what the user must see
+        get_run_logger().warning("could not build the verification report after the failure: %s", e)
+        return
+    error.report = {**base, "dry_run": False, "ok": False, "verification": report, "error": str(error),
+                    "not_reached": not_reached, "timeline": ctx.timeline()}
 
 
 def run_install(stack: Stack | None, options: RunOptions) -> dict[str, Any]:

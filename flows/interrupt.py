@@ -95,4 +95,4 @@ def run_interruptibly(fn: Callable[[], T], what: str) -> T:
             signal.signal(s, h)
     if "error" in box:
         raise box["error"]
-    return box["result"]  # type: ignore[no-any-return]
+    return box["result"]

@@ -4,9 +4,11 @@ what is already gone is reported as absent."""
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
-from prefect import flow, get_run_logger
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
 
 from flows.install_stack import PROJECT_ROOT, resolve_stack
 from tasks import helm_argv
@@ -17,6 +19,7 @@ from tasks.options import DEFAULT_OPTIONS, RunOptions
 from tasks.readiness import Verdict
 from tasks.steps import (
     Ctx,
+    artifact_key,
     cleanup_context,
     discover_endpoint,
     live_release,
@@ -27,6 +30,50 @@ from tasks.steps import (
     step,
     validate_stack,
 )
+
+
+@dataclass(frozen=True)
+class TeardownStep:
+    kind: Literal["release", "nodegroup"]
+    name: str
+
+
+def teardown_order(stack: Stack, nodegroup: str) -> list[TeardownStep]:
+    """What a teardown removes, in order (pure): the DNS proxy and Tetragon, the nodegroup (its nodes need Cilium
+    until they are gone), Cilium last."""
+    order = [TeardownStep("release", found[0]) for c in (Component.dnsproxy, Component.tetragon)
+             if (found := stack.release_for(c)) is not None]
+    return [*order, TeardownStep("nodegroup", nodegroup), TeardownStep("release", stack.cilium[0])]
+
+
+@task(name="plan_teardown", cache_policy=NO_CACHE)
+def plan_teardown(ctx: Ctx, order: list[TeardownStep]) -> list[dict[str, str]]:
+    """Dry run of a teardown: what would be removed, in order, and what is already absent. Reads only."""
+    from prefect.artifacts import create_markdown_artifact
+
+    plan: list[dict[str, str]] = []
+    for s in order:
+        if s.kind == "release":
+            rel = ctx.stack.releases[s.name]
+            live = live_release(ctx, s.name, rel)
+            present = live is not None
+            detail = (f"helm uninstall {s.name} -n {rel.namespace} (chart {live['version']}, revision {live['revision']}, "
+                      f"{live['status']})" if live else f"release {s.name} is not installed")
+        else:
+            ng = ctx.aws().describe_nodegroup(ctx.stack.cluster.name, s.name)
+            present = ng is not None
+            detail = (f"DeleteNodegroup {s.name} ({ng.get('status')}), then wait until it is gone" if ng
+                      else f"nodegroup {s.name} does not exist")
+        plan.append({"step": f"{s.kind} {s.name}", "action": "remove" if present else "absent", "detail": detail})
+    lines = [f"# Teardown plan for {ctx.stack.cluster.name} (dry run: nothing was changed)", "",
+             "| # | step | action | detail |", "|---|---|---|---|"]
+    lines += [f"| {i} | {p['step']} | {p['action']} | {p['detail']} |" for i, p in enumerate(plan, 1)]
+    create_markdown_artifact(markdown="\n".join(lines), key=artifact_key("teardown-plan", ctx.stack.cluster.name),
+                             description=f"teardown dry run for {ctx.stack.cluster.name}")
+    logger = get_run_logger()
+    for p in plan:
+        logger.info("teardown plan: %s -> %s (%s)", p["step"], p["action"], p["detail"])
+    return plan
 
 
 @step("uninstall_release")
@@ -76,19 +123,19 @@ def teardown_stack(confirm: str, stack: Stack | None = None, options: RunOptions
     ctx = prepare_context(stack, options, PROJECT_ROOT)
     try:
         validate_stack(ctx)
-        with cluster_lock(stack, options.lock_wait_seconds):
-            cluster = discover_endpoint(ctx)
-            prepare_cluster_access(ctx, cluster)
-            rendered = render_values(ctx, cluster)
-            done: list[str] = []
-            order = [Component.dnsproxy, Component.tetragon]
-            for component in order:
-                found = stack.release_for(component)
-                if found is not None:
-                    done.append(uninstall_release(ctx, found[0]))
-            done.append(delete_nodegroup(ctx, rendered.nodegroup.name))
-            done.append(uninstall_release(ctx, stack.cilium[0]))
+        cluster = discover_endpoint(ctx)
+        prepare_cluster_access(ctx, cluster)
+        rendered = render_values(ctx, cluster)
+        order = teardown_order(stack, rendered.nodegroup.name)
+        if options.dry_run:
+            # A dry run changes nothing, so it takes no lock: it reports what a teardown would remove, in order.
+            plan = plan_teardown(ctx, order)
+            return {"cluster": stack.cluster.name, "region": stack.cluster.region, "dry_run": True, "plan": plan,
+                    "actions": []}
+        with cluster_lock(stack, ctx.kubeconfig, options.lock_wait_seconds):  # a Lease in the cluster: access first
+            done = [uninstall_release(ctx, s.name) if s.kind == "release" else delete_nodegroup(ctx, s.name)
+                    for s in order]
         get_run_logger().info("teardown of %s: %s", stack.cluster.name, "; ".join(done))
-        return {"cluster": stack.cluster.name, "region": stack.cluster.region, "actions": done}
+        return {"cluster": stack.cluster.name, "region": stack.cluster.region, "dry_run": False, "actions": done}
     finally:
         cleanup_context(ctx)

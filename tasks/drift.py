@@ -7,8 +7,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from tasks import readiness
+from tasks import readiness, verify
 from tasks.diff import diff_values
+from tasks.model import Stack
 from tasks.nodegroup_plan import NodegroupPlan, nodegroup_spec_differences
 from tasks.preflight import CONFLICTING_ADDONS, CONFLICTING_DAEMONSETS
 
@@ -70,6 +71,18 @@ def nodegroup_drift(plan: NodegroupPlan, live: dict[str, Any] | None) -> DriftIt
         return DriftItem(check, DRIFTED, f"{len(diffs)} difference(s) from configs/nodegroup.yaml", diffs,
                          "nodegroup:scale" if scaling_only else None)
     return DriftItem(check, OK, f"ACTIVE, {plan.desired_size} x {','.join(plan.instance_types)} as desired")
+
+
+def cluster_identity_drift(stack: Stack, data: dict[str, Any] | None) -> DriftItem:
+    """cilium-config's cluster-name / cluster-id against the stack. Not repaired automatically: when the release's
+    values are as desired, someone edited the ConfigMap by hand (agents read it at start)."""
+    check = verify.cluster_identity_check(stack, data)
+    diffs = verify.cluster_identity_differences(stack, data)
+    if not diffs:
+        return DriftItem(check.name, OK, check.observed)
+    if data is None:
+        return DriftItem(check.name, BROKEN, "missing", diffs, f"release:{stack.cilium[0]}")
+    return DriftItem(check.name, DRIFTED, f"{check.observed}; the stack says {check.expected}", diffs)
 
 
 def cni_drift(addons: list[str] | None, daemonsets: list[str]) -> DriftItem:

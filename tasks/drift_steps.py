@@ -7,7 +7,7 @@ from typing import Any
 
 from prefect import get_run_logger
 
-from tasks import drift, readiness
+from tasks import drift, readiness, verify
 from tasks.adapters.kube import Kube
 from tasks.errors import EksCiliumError
 from tasks.preflight import CONFLICTING_DAEMONSETS
@@ -52,6 +52,9 @@ def observe_drift(ctx: Ctx, rendered: RenderedStack) -> list[drift.DriftItem]:
                 noise = w.kind.value == "Job" and verdict.summary == "does not exist" and certs_ttl_noise(kube, ns, w.name)
                 items.append(drift.workload_drift(name, w.kind.value, f"{ns}/{w.name}", verdict, ttl_noise=noise))
         ds = [d["metadata"]["name"] for d in kube.list_daemonsets("kube-system")]
+        cilium_cm = kube.get("ConfigMap", *verify.cilium_config_map(stack)) if stack.cilium[1].enabled else None
+    if stack.cilium[1].enabled:
+        items.append(drift.cluster_identity_drift(stack, None if cilium_cm is None else cilium_cm.get("data") or {}))
     items.append(drift.nodes_drift(len(ready), len(members), plan.desired_size))
     items.append(drift.nodegroup_drift(plan, live_ng))
     items.append(drift.cni_drift(addons, ds))

@@ -13,6 +13,9 @@ class EksCiliumError(Exception):
     """Base error: `what` failed, `observed` is what we saw, `hint` is the next step for the user."""
 
     transient: bool = False
+    # The structured report of the run this error stopped (verification or drift rows), when one could be made:
+    # the CLI prints it before the error, so a failed sensor still shows every row.
+    report: dict[str, Any] | None = None
 
     def __init__(self, what: str, *, observed: str | None = None, hint: str | None = None) -> None:
         self.what = what

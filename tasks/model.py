@@ -24,7 +24,10 @@ SEMVER = r"^v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A
 # Label keys: optional DNS-subdomain prefix and a name of alphanumerics, '-', '_', '.'.
 LABEL_KEY = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
 LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$"
-AWS_REGION = r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$"
+# The form of a region name; whether the region exists is checked against botocore's data (adapters.aws.check_region).
+AWS_REGION = r"^[a-z]{2,4}(-[a-z]+){1,3}-\d{1,2}$"
+# Cilium's own rule for cluster.name (its chart's templates/validate.yaml; at most 32 characters).
+CILIUM_CLUSTER_NAME = r"^([a-z0-9][-a-z0-9]*)?[a-z0-9]$"
 EKS_CLUSTER_NAME = r"^[0-9A-Za-z][A-Za-z0-9\-_]{0,99}$"
 # A chart reference: repo/name, oci://registry/path, or a local path / tarball.
 CHART_REF = r"^(oci://[A-Za-z0-9.\-:]+(/[A-Za-z0-9._\-]+)+|[a-z0-9][a-z0-9\-]*/[a-z0-9][a-z0-9\-_.]*|\.{0,2}/[A-Za-z0-9._/\-]+)$"
@@ -120,11 +123,32 @@ class ChartRepository(Strict):
 
 
 class Cluster(Strict):
-    """The EKS cluster the stack is installed into."""
+    """The EKS cluster the stack is installed into, and its identity in Cilium (cluster.name / cluster.id)."""
 
-    name: str = Field(pattern=EKS_CLUSTER_NAME, description="EKS cluster name.")
+    name: str = Field(pattern=EKS_CLUSTER_NAME, description="EKS cluster name; also Cilium's cluster.name unless cilium_name is set.")
     region: str = Field(pattern=AWS_REGION, description="AWS region, e.g. us-east-1.")
-    id: int = Field(ge=0, le=511, description="Cilium cluster id (cluster.id in the values).")
+    id: int = Field(default=0, ge=0, le=511,
+                    description="Cilium cluster.id: 0 outside a Cluster Mesh; 1..255 in one (1..511 when the Cilium values "
+                                "set clustermesh.maxConnectedClusters: 511). Unique per mesh.")
+    cilium_name: str | None = Field(
+        default=None, pattern=CILIUM_CLUSTER_NAME, max_length=32,
+        description="Cilium's cluster.name when the EKS name is not a valid one (at most 32 lower-case letters, digits "
+                    "and '-'); null = the EKS cluster name.")
+
+    @model_validator(mode="after")
+    def _valid_cilium_identity(self) -> Cluster:
+        # Cilium's chart refuses these names (templates/validate.yaml); say so before anything runs.
+        if self.cilium_name is None and (len(self.name) > 32 or not re.match(CILIUM_CLUSTER_NAME, self.name)):
+            raise ValueError(f"the EKS name {self.name!r} cannot be Cilium's cluster.name (at most 32 lower-case letters, "
+                             "digits and '-', starting and ending with a letter or digit): set cluster.cilium_name to one")
+        if self.cilium_cluster_name == "default" and self.id != 0:
+            raise ValueError(f"Cilium refuses the cluster name 'default' with cluster.id {self.id}: set cluster.cilium_name")
+        return self
+
+    @property
+    def cilium_cluster_name(self) -> str:
+        """The name Cilium knows the cluster by (cilium-config `cluster-name`)."""
+        return self.cilium_name or self.name
 
 
 class Taint(Strict):
@@ -210,17 +234,70 @@ def format_validation_error(err: ValidationError, source: str) -> str:
     return "\n".join(lines)
 
 
+class _Loader(yaml.SafeLoader):
+    """yaml.SafeLoader; only used through `load_yaml_text`, which refuses duplicate keys before constructing."""
+
+
+def _duplicate_key(root: yaml.Node) -> tuple[str, str, int, int] | None:
+    """The first mapping key that appears twice in one mapping: (parent path, key, first line, second line)."""
+    seen_nodes: set[int] = set()
+    todo: list[tuple[yaml.Node, str]] = [(root, "")]
+    while todo:
+        node, path = todo.pop(0)
+        if id(node) in seen_nodes:  # aliases share nodes (and may be recursive)
+            continue
+        seen_nodes.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            first: dict[str, int] = {}
+            for key_node, value_node in node.value:
+                # `<<: *anchor` merge keys may repeat and may be overridden by explicit keys: YAML's own rules.
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = str(key_node.value) if isinstance(key_node, yaml.ScalarNode) else f"<{key_node.tag}>"
+                line = key_node.start_mark.line + 1
+                if key in first:
+                    return path, key, first[key], line
+                first[key] = line
+                todo.append((value_node, f"{path}.{key}" if path else key))
+        elif isinstance(node, yaml.SequenceNode):
+            todo += [(item, f"{path}[{i}]") for i, item in enumerate(node.value)]
+    return None
+
+
+def load_yaml_text(text: str, source: str) -> Any:
+    """The project's one YAML loader (safe types only): a key given twice in one mapping is a ConfigError naming
+    the source, the key and both lines, instead of YAML's default of keeping the last one silently."""
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        dup = _duplicate_key(node)
+        if dup is not None:
+            parent, key, first, second = dup
+            where = f"{parent}.{key}" if parent else key
+            raise ConfigError(
+                f"{source}: key {where!r} is given twice (lines {first} and {second})",
+                observed=f"line {second} repeats {key!r}" + (f" inside {parent!r}" if parent else " at the top level")
+                + "; YAML would keep only the last one and silently drop the other",
+                hint=f"merge the two {key!r} entries into one (or delete the one you did not mean)")
+        return loader.construct_document(node)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{source} is not valid YAML", observed=str(e).replace("\n", " "),
+                          hint="fix the YAML syntax at the position shown") from None
+    finally:
+        loader.dispose()
+
+
 def read_yaml(path: Path, what: str) -> Any:
-    """Read a YAML file or raise ConfigError naming the file and the line."""
+    """Read a YAML file or raise ConfigError naming the file and the line (syntax errors, duplicate keys)."""
     try:
         text = path.read_text()
     except FileNotFoundError:
         raise ConfigError(f"{what} {path} does not exist", hint="check the path (relative to the configs directory)") from None
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{what} {path} is not valid YAML", observed=str(e).replace("\n", " "),
-                          hint="fix the YAML syntax at the position shown") from None
+    except OSError as e:
+        raise ConfigError(f"{what} {path} cannot be read", observed=str(e), hint="check the path and its permissions") from None
+    return load_yaml_text(text, f"{what} {path}")
 
 
 def parse_stack(data: Any, source: str = "stack") -> Stack:

@@ -15,9 +15,17 @@ from typing import Any
 import yaml
 
 from tasks.errors import ConfigError
-from tasks.model import Stack, read_yaml
+from tasks.model import Component, Stack, read_yaml
 from tasks.nodegroup_plan import NodegroupPlan, plan_nodegroup
-from tasks.values import Endpoint, Finding, Severity, check_values, contains_placeholder, render_values
+from tasks.values import (
+    Endpoint,
+    Finding,
+    Severity,
+    check_values,
+    cluster_identity_findings,
+    contains_placeholder,
+    render_values,
+)
 
 DEFAULT_CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
@@ -89,16 +97,21 @@ def render_stack(
     stack = inputs.stack
     overrides = validate_overrides(stack, overrides)
     values = {}
+    findings: list[Finding] = []
     for name, rel in stack.releases.items():
         if not rel.enabled:
             continue
+        if rel.component is Component.cilium:
+            findings += cluster_identity_findings(stack, name, rel.values_file, inputs.base_values[name], overrides.get(name))
         values[name] = render_values(
             inputs.base_values[name],
             component=rel.component,
             endpoint=endpoint,
+            cluster_name=stack.cluster.cilium_cluster_name,
+            cluster_id=stack.cluster.id,
             overrides=overrides.get(name),
         )
-    findings = check_values(stack, values)
+    findings += check_values(stack, values)
     if not require_endpoint:
         findings = [f for f in findings if "placeholder" not in f.message]
     else:

@@ -25,7 +25,7 @@ from prefect.cache_policies import NO_CACHE
 
 from tasks import helm_argv, manifest, preflight, readiness, verify
 from tasks.access import exec_kubeconfig
-from tasks.adapters.aws import Aws
+from tasks.adapters.aws import Aws, check_region
 from tasks.adapters.eks_token import cached_credential
 from tasks.adapters.helm import Helm
 from tasks.adapters.kube import Kube
@@ -150,7 +150,8 @@ def sense(ctx: Ctx, what: str, probe: Any, timeout: int, hint: str, diagnose: An
 # ---- validation, endpoint, access -------------------------------------------------------------------------
 @task(name="validate_stack", cache_policy=NO_CACHE)
 def validate_stack(ctx: Ctx) -> RenderedStack:
-    """Everything that can be checked without the cluster: files, overrides, cross-checks, nodegroup mapping."""
+    """Everything that can be checked without the cluster: region, files, overrides, cross-checks, nodegroup mapping."""
+    check_region(ctx.stack.cluster.region)
     rendered = render_stack(load_inputs(ctx.config_dir, ctx.stack), None, ctx.options.values_overrides, require_endpoint=False)
     logger = get_run_logger()
     for w in rendered.warnings:
@@ -377,8 +378,9 @@ def run_preflight(ctx: Ctx, cluster: dict[str, Any], rendered: RenderedStack) ->
         to_render = []
         for rname, rel in enabled.items():
             state = facts.releases.get(rname)
-            recovery = state and preflight.plan_recovery(rname, state.status, state.revision, state.last_deployed_revision)
-            if recovery and recovery.kind is not preflight.RecoveryKind.upgrade_over:
+            recovery = None if state is None else preflight.plan_recovery(rname, state.status, state.revision,
+                                                                          state.last_deployed_revision)
+            if state is not None and recovery and recovery.kind is not preflight.RecoveryKind.upgrade_over:
                 # helm refuses even a dry run while the release is pending, and a release that never deployed is
                 # removed first; both are recovered before the install.
                 logger.warning("release %s is %s: it will be recovered before the install", rname, state.status)
@@ -762,28 +764,35 @@ def observe_stack(ctx: Ctx) -> verify.Observed:
                 items = kube.list_custom("monitoring.coreos.com", "v1", "servicemonitors", rel.namespace)
                 monitors[rel.namespace] = None if items is None else [i["metadata"]["name"] for i in items]
         ds = [d["metadata"]["name"] for d in kube.list_daemonsets("kube-system")]
+        cilium_cm = kube.get("ConfigMap", *verify.cilium_config_map(ctx.stack))
     return verify.Observed(nodes=nodes, workloads=workloads, agent_pods=agent_pods, service_monitors=monitors,
                            expected_replicas=expected_replicas,
-                           kube_system_daemonsets=ds,
+                           kube_system_daemonsets=ds, cilium_config=None if cilium_cm is None else cilium_cm.get("data") or {},
                            releases={k: {"status": v.status, "version": v.chart_version, "revision": v.revision}
                                      for k, v in states.items()})
 
 
 @step("verify_stack")
-def verify_stack(ctx: Ctx, rendered: RenderedStack) -> dict[str, Any]:
-    """The runbook's expected output, checked: a markdown artifact and the structured result."""
+def verify_stack(ctx: Ctx, rendered: RenderedStack, stopped_by: str | None = None,
+                 not_reached: list[str] | None = None) -> dict[str, Any]:
+    """The runbook's expected output, checked: a markdown artifact and the structured result. For a run that
+    stopped early, `stopped_by` says why and `not_reached` lists the steps it never got to."""
     from prefect.artifacts import create_markdown_artifact
 
     checks = verify.build_checks(ctx.stack, rendered.nodegroup.desired_size, observe_stack(ctx))
-    ok = all(c.ok for c in checks)
+    ok = all(c.ok for c in checks) and stopped_by is None
     title = f"Verification of {ctx.stack.cluster.name} ({ctx.stack.cluster.region})"
-    create_markdown_artifact(markdown=verify.markdown(title, checks), key=artifact_key("verification", ctx.stack.cluster.name),
-                             description=title)
+    extra = None
+    if stopped_by is not None:
+        extra = [f"**The run stopped early**: {stopped_by}", "",
+                 "Steps never reached: " + (", ".join(not_reached) if not_reached else "none")]
+    create_markdown_artifact(markdown=verify.markdown(title, checks, extra),
+                             key=artifact_key("verification", ctx.stack.cluster.name), description=title)
     logger = get_run_logger()
     for c in checks:
         (logger.info if c.ok else logger.error)("%s %s: expected %s, observed %s", "ok  " if c.ok else "FAIL", c.name,
                                                  c.expected, c.observed)
-    return {"ok": ok, "checks": verify.as_dicts(checks)}
+    return {"ok": ok, "checks": verify.as_dicts(checks), "stopped_by": stopped_by, "not_reached": not_reached or []}
 
 
 @step("plan_install")

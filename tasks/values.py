@@ -6,6 +6,7 @@ and the stack that must fail before anything runs.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import re
 from dataclasses import dataclass
@@ -18,6 +19,12 @@ from tasks.merge import deep_merge
 from tasks.model import Component, Stack
 
 ENDPOINT_PLACEHOLDER = "<YOUR-EKS-API-SERVER-ENDPOINT>"
+# Enterprise feature gates this project knows (the runbook approves these two). Isovalent's chart ignores an approval
+# it does not know, so a misspelt gate silently leaves its feature off: refuse anything else. A gate that your
+# Isovalent release documents and this list lacks belongs here.
+KNOWN_FEATURE_GATES = ("DNSProxyHA", "HubbleTimescape")
+# Cilium's cluster-id rule: 0 (no Cluster Mesh) or 1..maxConnectedClusters, which is 255 (default) or 511.
+MAX_CONNECTED_CLUSTERS = (255, 511)
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
 
 
@@ -96,7 +103,9 @@ def render_values(
     """Values for one release: the file's values, the endpoint substituted, then the user's overrides.
 
     With `endpoint=None` the placeholder is left in place (for `render` before the cluster exists).
-    For Cilium, a non-default port in the endpoint sets `k8sServicePort`.
+    For Cilium, a non-default port in the endpoint sets `k8sServicePort`, and `cluster_name` / `cluster_id` (the
+    stack's) set `cluster.name` / `cluster.id` last: the stack is where the cluster's identity is decided
+    (`cluster_identity_findings` refuses values that say otherwise).
     """
     if not isinstance(base, dict):
         raise ConfigError("a values file must hold a mapping", observed=f"got {type(base).__name__}")
@@ -109,6 +118,10 @@ def render_values(
         if not isinstance(overrides, dict):
             raise ConfigError("values overrides must be a mapping", observed=f"got {type(overrides).__name__}")
         values = deep_merge(values, overrides)
+    if component is Component.cilium and (cluster_name is not None or cluster_id is not None):
+        cluster = values.get("cluster")
+        identity = {k: v for k, v in (("name", cluster_name), ("id", cluster_id)) if v is not None}
+        values = {**values, "cluster": {**(cluster if isinstance(cluster, dict) else {}), **identity}}
     return values
 
 
@@ -143,6 +156,82 @@ def _truthy(v: Any) -> bool:
     return v is True or (isinstance(v, str) and v.strip().lower() == "true")
 
 
+def cluster_identity_findings(stack: Stack, release: str, values_file: str, base: dict[str, Any],
+                              overrides: dict[str, Any] | None) -> list[Finding]:
+    """Errors for a values file or overrides whose cluster.name / cluster.id disagree with the stack's.
+
+    Cilium's identity comes from the stack (`cluster.name` or `cluster.cilium_name`, `cluster.id`); a values file
+    or override may repeat it, never contradict it (a contradiction means one of the two places is wrong).
+    """
+    findings: list[Finding] = []
+    want = {"name": (stack.cluster.cilium_cluster_name, "cluster.cilium_name" if stack.cluster.cilium_name else "cluster.name"),
+            "id": (stack.cluster.id, "cluster.id")}
+    for place, vals in ((f"values file {values_file}", base), (f"values_overrides.{release}", overrides or {})):
+        cluster = vals.get("cluster")
+        if cluster is None:
+            continue
+        if not isinstance(cluster, dict):
+            findings.append(Finding(Severity.error, f"{release}.cluster", f"{place} sets cluster to {cluster!r}, not a mapping",
+                                    "remove it: cluster.name and cluster.id come from the stack"))
+            continue
+        for key, (expected, stack_key) in want.items():
+            got = cluster.get(key)
+            if got is not None and str(got).strip() != str(expected):
+                findings.append(Finding(
+                    Severity.error, f"{release}.cluster.{key}",
+                    f"{place} sets cluster.{key} {got!r} but the stack's {stack_key} is {expected!r}",
+                    f"Cilium's cluster {key} comes from the stack: remove cluster.{key} from {place} (or set it to "
+                    f"{expected!r}), or change {stack_key} in the stack if {got!r} is the one you meant"))
+    return findings
+
+
+def _closest(name: str, known: tuple[str, ...]) -> str | None:
+    by_lower = {k.lower(): k for k in known}
+    if name.lower() in by_lower:
+        return by_lower[name.lower()]
+    close = difflib.get_close_matches(name.lower(), list(by_lower), n=1, cutoff=0.6)
+    return by_lower[close[0]] if close else None
+
+
+def feature_gate_findings(path: str, gates: list[Any]) -> list[Finding]:
+    """Errors for approved feature gates that do not exist, each with the closest known gate when there is one."""
+    findings = []
+    for i, gate in enumerate(gates):
+        if isinstance(gate, str) and gate in KNOWN_FEATURE_GATES:
+            continue
+        closest = _closest(gate, KNOWN_FEATURE_GATES) if isinstance(gate, str) else None
+        fix = (f"did you mean {closest!r}? Replace {gate!r} with it" if closest
+               else f"remove {gate!r}; the gates known here are {', '.join(KNOWN_FEATURE_GATES)}")
+        findings.append(Finding(Severity.error, f"{path}[{i}]", f"unknown enterprise feature gate {gate!r}",
+                                fix + " (a gate your Isovalent release documents and this project lacks belongs in "
+                                      "tasks/values.py KNOWN_FEATURE_GATES)"))
+    return findings
+
+
+def cluster_id_findings(stack: Stack, cilium_name: str, cil: dict[str, Any]) -> list[Finding]:
+    """Cilium's cluster-id rules, checked before helm (its chart fails some of them only at install, the agent the rest)."""
+    findings = []
+    cid = stack.cluster.id
+    raw_max = _get(cil, "clustermesh.maxConnectedClusters")
+    max_cc = 255 if raw_max is None else raw_max
+    if max_cc not in MAX_CONNECTED_CLUSTERS or isinstance(max_cc, bool):
+        findings.append(Finding(Severity.error, f"{cilium_name}.clustermesh.maxConnectedClusters",
+                                f"is {raw_max!r}; Cilium accepts only 255 or 511", "set it to 255 (the default) or 511"))
+    elif cid > max_cc:
+        findings.append(Finding(Severity.error, "cluster.id",
+                                f"the stack's cluster.id {cid} is above {max_cc}, the highest id Cilium accepts with "
+                                f"clustermesh.maxConnectedClusters {max_cc}",
+                                "pick an id in 1..255 (0 outside a Cluster Mesh), or set clustermesh.maxConnectedClusters: 511 "
+                                f"in the {cilium_name} values (it halves the cluster-local identities) to allow up to 511"))
+    eni = _truthy(_get(cil, "eni.enabled")) or _get(cil, "ipam.mode") == "eni" or _get(cil, "cni.chainingMode") == "aws-cni"
+    if (128 <= cid <= 255 or 384 <= cid <= 511) and eni and not _truthy(_get(cil, "extraConfig.allow-unsafe-policy-skb-usage")):
+        findings.append(Finding(Severity.error, "cluster.id",
+                                f"the stack's cluster.id {cid} is in 128-255 / 384-511, which Cilium's chart refuses in ENI "
+                                "mode (network policy drops, cilium/cilium#21330)",
+                                "pick an id in 1..127 (or 256..383 with clustermesh.maxConnectedClusters: 511)"))
+    return findings
+
+
 def check_values(stack: Stack, rendered: dict[str, dict[str, Any]]) -> list[Finding]:
     """Cross-checks between the rendered values and the stack. Errors block the run; warnings are logged."""
     findings: list[Finding] = []
@@ -155,6 +244,8 @@ def check_values(stack: Stack, rendered: dict[str, dict[str, Any]]) -> list[Find
                                 f"must be a list of feature gate names, got {type(gates).__name__}",
                                 "write it as a YAML list, e.g. [DNSProxyHA, HubbleTimescape]"))
         gates = []
+    findings += feature_gate_findings(prefix + "enterprise.featureGate.approved", gates)
+    findings += cluster_id_findings(stack, cilium_name, cil)
 
     if _truthy(_get(cil, "hubble.timescape.enabled")) and "HubbleTimescape" not in gates:
         findings.append(Finding(Severity.error, prefix + "hubble.timescape.enabled",

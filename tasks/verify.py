@@ -30,6 +30,7 @@ class Observed:
     releases: dict[str, dict[str, Any]]  # release -> {"status":..., "version":...}
     # (release, role) -> spec.replicas the release renders (`helm get manifest`), for the replicated workloads
     expected_replicas: dict[tuple[str, str], int] = field(default_factory=dict)
+    cilium_config: dict[str, Any] | None = None  # data of the Cilium release's ConfigMap (None = it does not exist)
 
 
 def _running_ready(p: dict[str, Any]) -> bool:
@@ -40,6 +41,31 @@ def _running_ready(p: dict[str, Any]) -> bool:
 
 ROLE_TITLES = {"agent": "agent pods", "envoy": "Envoy", "operator": "operator", "relay": "Hubble Relay",
                "timescape": "Hubble Timescape", "certs": "Hubble certificate Job", "dnsproxy": "DNS proxy"}
+
+
+def cilium_config_map(stack: Stack) -> tuple[str, str]:
+    """(namespace, name) of the ConfigMap the Cilium agents read their cluster identity from."""
+    _, rel = stack.cilium
+    return rel.namespace, rel.config_map or "cilium-config"
+
+
+def cluster_identity_differences(stack: Stack, data: dict[str, Any] | None) -> list[str]:
+    """cilium-config's `cluster-name` / `cluster-id` against the stack's, as `key: live X -> desired Y` lines."""
+    ns, name = cilium_config_map(stack)
+    if data is None:
+        return [f"ConfigMap {ns}/{name}: live missing -> desired present"]
+    want = {"cluster-name": stack.cluster.cilium_cluster_name, "cluster-id": str(stack.cluster.id)}
+    return [f"{name} {key}: live {data.get(key)!r} -> desired {value!r}" for key, value in want.items()
+            if str(data.get(key)) != value]
+
+
+def cluster_identity_check(stack: Stack, data: dict[str, Any] | None) -> Check:
+    ns, name = cilium_config_map(stack)
+    diffs = cluster_identity_differences(stack, data)
+    observed = ("missing" if data is None
+                else f"cluster-name {data.get('cluster-name')!r}, cluster-id {data.get('cluster-id')!r}")
+    return Check(f"{stack.cilium[0]}: cluster identity (ConfigMap {ns}/{name})",
+                 f"cluster-name {stack.cluster.cilium_cluster_name!r}, cluster-id '{stack.cluster.id}'", observed, not diffs)
 
 
 def build_checks(stack: Stack, expected_nodes: int, obs: Observed) -> list[Check]:
@@ -77,6 +103,8 @@ def build_checks(stack: Stack, expected_nodes: int, obs: Observed) -> list[Check
             checks.append(Check(f"{rname}: ServiceMonitors", ", ".join(rel.service_monitors),
                                 "CRD missing" if present is None else ("all present" if not missing else f"missing {', '.join(missing)}"),
                                 present is not None and not missing))
+    if stack.cilium[1].enabled:
+        checks.append(cluster_identity_check(stack, obs.cilium_config))
     conflicting = [d for d in obs.kube_system_daemonsets if d in ("aws-node", "kube-proxy")]
     checks.append(Check("no aws-node / kube-proxy", "absent", ", ".join(conflicting) or "absent", not conflicting))
     return checks

@@ -175,3 +175,102 @@ def test_malformed_overrides_are_rejected(overrides):
     stack = load_stack(CONFIGS)
     with pytest.raises(ConfigError, match="overrides"):
         render_stack(load_inputs(CONFIGS, stack), Endpoint("api.example.com"), overrides)
+
+
+# ---- a key given twice in any YAML file the project reads: refused, naming file, line and key ---------------------
+DUPLICATE_CASES = [
+    # (file, text appended or written, needle for the key path, line of the second occurrence or None = computed)
+    ("stack.yaml", "cluster:\n  name: other\n", "'cluster'"),
+    ("environments/sandbox.yaml", "releases:\n  tetragon:\n    timeout_seconds: 60\n", "'releases'"),
+    ("cilium-enterprise-values.yaml", "hubble:\n  enabled: false\n", "'hubble'"),
+    ("tetragon-network-values.yaml", "tetragon:\n  enabled: false\n", "'tetragon'"),
+    ("nodegroup.yaml", "metadata:\n  name: isovalent-demo\n", "'metadata'"),
+]
+
+
+@pytest.mark.parametrize(("name", "extra", "key"), DUPLICATE_CASES, ids=[c[0] for c in DUPLICATE_CASES])
+def test_a_key_given_twice_in_any_yaml_file_is_refused_naming_file_line_and_key(tmp_path, name, extra, key):
+    cfg = _configs(tmp_path)
+    path = cfg / name
+    text = path.read_text()
+    first = next(n for n, line in enumerate(text.splitlines(), 1) if line.startswith(key.strip("'") + ":"))
+    path.write_text(text.rstrip("\n") + "\n" + extra)
+    second = len(text.rstrip("\n").splitlines()) + 1
+    with pytest.raises(ConfigError) as e:
+        load_inputs(cfg, load_stack(cfg, "sandbox"))
+    msg = str(e.value)
+    assert str(path) in msg and f"key {key} is given twice (lines {first} and {second})" in msg, msg
+    assert "next: merge the two" in msg
+
+
+def test_a_nested_duplicate_names_the_full_key_path(tmp_path):
+    cfg = _configs(tmp_path)
+    values = cfg / "cilium-enterprise-values.yaml"
+    text = values.read_text()
+    assert "  relay:\n" in text
+    values.write_text(text.replace("  relay:\n", "  relay:\n    enabled: false\n"))
+    with pytest.raises(ConfigError, match=r"key 'hubble.relay.enabled' is given twice \(lines \d+ and \d+\)"):
+        load_inputs(cfg, load_stack(cfg))
+
+
+def test_yaml_merge_keys_and_repeated_keys_in_different_mappings_are_not_duplicates():
+    from tasks.model import load_yaml_text
+
+    text = "base: &b {a: 1, b: 2}\nx:\n  <<: *b\n  b: 3\ny: {a: 1}\nz: [{a: 1}, {a: 2}]\n"
+    assert load_yaml_text(text, "t") == {"base": {"a": 1, "b": 2}, "x": {"a": 1, "b": 3}, "y": {"a": 1},
+                                         "z": [{"a": 1}, {"a": 2}]}
+
+
+def test_a_stack_file_passed_with_dash_dash_stack_holding_a_duplicate_is_refused(tmp_path, capsys):
+    from flows.cli import main
+
+    stack = tmp_path / "mystack.yaml"
+    stack.write_text((CONFIGS / "stack.yaml").read_text() + "nodegroup:\n  file: other.yaml\n")
+    assert main(["install", "--stack", str(stack)]) == 1
+    err = capsys.readouterr().err
+    assert f"stack file {stack}: key 'nodegroup' is given twice" in err, err
+
+
+# ---- regions that do not exist, Cilium's cluster-name rules ----------------------------------------------------
+@pytest.mark.parametrize(("region", "closest"), [("us-east-7", "us-east-"), ("eu-wset-1", "eu-west-1"),
+                                                 ("ap-northeast-9", "ap-northeast-")])
+def test_a_region_that_does_not_exist_is_refused_with_the_closest_one(region, closest):
+    from tasks.adapters.aws import check_region
+
+    with pytest.raises(ConfigError) as e:
+        check_region(region)
+    msg = str(e.value)
+    assert f"cluster.region {region!r} is not an AWS region with EKS" in msg and f"closest is '{closest}" in msg, msg
+    assert "next: set cluster.region to" in msg
+
+
+@pytest.mark.parametrize("region", ["us-east-1", "eu-central-1", "ap-southeast-5", "us-gov-west-1", "cn-north-1",
+                                    "eusc-de-east-1"])
+def test_real_regions_of_every_partition_are_accepted(region):
+    from tasks.adapters.aws import check_region
+
+    check_region(region)  # the sandbox's moto server runs in us-east-1
+    assert load_stack(CONFIGS, patch={"cluster": {"region": region}}).cluster.region == region
+
+
+@pytest.mark.parametrize("name", ["Prod_EU", "prod-eu-with-a-name-longer-than-32", "PROD"])
+def test_an_eks_name_cilium_cannot_use_needs_cilium_name(name):
+    with pytest.raises(ConfigError) as e:
+        load_stack(CONFIGS, patch={"cluster": {"name": name}})
+    assert "cannot be Cilium's cluster.name" in str(e.value) and "cluster.cilium_name" in str(e.value)
+    stack = load_stack(CONFIGS, patch={"cluster": {"name": name, "cilium_name": "prod-eu"}})
+    assert stack.cluster.cilium_cluster_name == "prod-eu"
+
+
+def test_cilium_refuses_the_name_default_with_a_nonzero_id():
+    with pytest.raises(ConfigError, match="'default' with cluster.id 3"):
+        load_stack(CONFIGS, patch={"cluster": {"name": "default", "id": 3}})
+    assert load_stack(CONFIGS, patch={"cluster": {"name": "default", "id": 0}}).cluster.id == 0
+
+
+def test_cluster_id_defaults_to_zero():
+    data = _base()
+    del data["cluster"]["id"]
+    from tasks.model import parse_stack
+
+    assert parse_stack(data).cluster.id == 0

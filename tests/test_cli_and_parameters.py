@@ -72,3 +72,19 @@ def test_bad_run_options_name_the_field(params, loc):
     with pytest.raises(ValidationError) as e:
         RunOptions.model_validate(params)
     assert loc in str(e.value).replace("\n", ".").replace("  ", "")
+
+
+def test_no_aws_credentials_is_three_lines_and_no_traceback(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    cli = str(Path(sys.executable).parent / "eks-cilium")
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path), "PYTHONWARNINGS": "ignore"}
+    done = subprocess.run([cli, "install", "--dry-run"], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert done.stdout == ""
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 3 and lines[0] == "error: no AWS credentials found", done.stderr
+    assert "Traceback" not in done.stderr

@@ -254,20 +254,6 @@ def test_wait_until_tolerates_transient_errors_and_stops_on_terminal_ones():
                    hint="h", clock=c.now, sleep=c.sleep)
 
 
-def test_a_lock_holder_is_gone_only_when_its_process_or_run_provably_ended():
-    from tasks.locking import Gone, HolderFacts, holder_gone
-
-    rec = {"holder": "install-stack/x (id)", "flow_run_id": "id", "host": "h1", "pid": 42, "lease_id": "L"}
-    assert holder_gone(HolderFacts(rec, my_host="h1", pid_alive=True, run_state="RUNNING")) is None
-    assert holder_gone(HolderFacts(rec, my_host="h1", pid_alive=False, run_state="RUNNING")) == \
-        Gone("process", "its process 42 on h1 no longer exists")
-    # Another host's process cannot be checked: only a final flow-run state proves it gone.
-    assert holder_gone(HolderFacts(rec, my_host="h2", pid_alive=None, run_state="RUNNING")) is None
-    assert holder_gone(HolderFacts(rec, my_host="h2", pid_alive=None, run_state="CRASHED")) == Gone("run", "its flow run is crashed")
-    # A released lock (no lease recorded) is never "taken over".
-    assert holder_gone(HolderFacts({"holder": None}, my_host="h1", pid_alive=False, run_state="CRASHED")) is None
-
-
 def test_only_runs_crashed_before_their_process_started_count_as_never_started():
     from flows.fleet import never_started
 

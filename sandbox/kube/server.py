@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from sandbox.kube import protobuf
+from sandbox.kube import leases, protobuf
 from sandbox.kube.defaults import apply_defaults
 from sandbox.kube.patches import (
     PatchError,
@@ -35,6 +35,27 @@ from sandbox.kube.tables import table
 
 REQUEST_LOG_CAP = 2000
 NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+
+
+def _qualified(rt: ResourceType) -> str:
+    """The group-qualified resource the API server names in its messages: `leases.coordination.k8s.io`, `pods`."""
+    return f"{rt.plural}.{rt.group}" if rt.group else rt.plural
+
+
+def _conflict(rt: ResourceType, name: str) -> ApiError:
+    """apierrors.NewConflict with the storage layer's optimistic-lock message, as kube-apiserver answers it."""
+    return ApiError(409, "Conflict", f'Operation cannot be fulfilled on {_qualified(rt)} "{name}": the object has been '
+                                     "modified; please apply your changes to the latest version and try again",
+                    {"name": name, "group": rt.group, "kind": rt.plural})
+
+
+def _precondition_failed(rt: ResourceType, ns: str, name: str, label: str, wanted: str, actual: str) -> ApiError:
+    """A DELETE whose preconditions do not hold: the storage layer's invalid-object error wrapped in a Conflict."""
+    key = "/".join(p for p in ("/registry", rt.plural, ns, name) if p)
+    return ApiError(409, "Conflict", f'Operation cannot be fulfilled on {_qualified(rt)} "{name}": StorageError: invalid object, '
+                                     f"Code: 4, Key: {key}, ResourceVersion: 0, AdditionalErrorMsg: Precondition failed: "
+                                     f"{label} in precondition: {wanted}, {label} in object meta: {actual}",
+                    {"name": name, "group": rt.group, "kind": rt.plural})
 
 
 class ApiError(Exception):
@@ -254,7 +275,7 @@ class Emulator:
         else:
             meta.pop("namespace", None)
         if self.store.get(rt.key, meta.get("namespace", ""), name) is not None:
-            raise ApiError(409, "AlreadyExists", f'{rt.plural}{"." + rt.group if rt.group else ""} "{name}" already exists',
+            raise ApiError(409, "AlreadyExists", f'{_qualified(rt)} "{name}" already exists',
                            {"name": name, "group": rt.group, "kind": rt.plural})
         for k in ("resourceVersion", "deletionTimestamp", "generation", "creationTimestamp"):
             meta.pop(k, None)
@@ -262,6 +283,7 @@ class Emulator:
         obj.pop("apiVersion", None)
         obj.pop("kind", None)
         apply_defaults(rt.kind, obj)
+        self._validate(rt, obj)
         if rt.kind == "CustomResourceDefinition":
             self._crd_status(obj)
         if dry_run:
@@ -270,7 +292,8 @@ class Emulator:
         try:
             stored = self.store.create(rt.key, obj)
         except Conflict:
-            raise ApiError(409, "AlreadyExists", f'{rt.plural} "{name}" already exists') from None
+            raise ApiError(409, "AlreadyExists", f'{_qualified(rt)} "{name}" already exists',
+                           {"name": name, "group": rt.group, "kind": rt.plural}) from None
         if rt.kind == "CustomResourceDefinition":
             self.registry.register_crd(stored)
         return stored
@@ -300,10 +323,14 @@ class Emulator:
             raise ApiError(400, "BadRequest", "the name of the object does not match the name on the URL")
         rv = meta.get("resourceVersion")
         if rv and rv != live["metadata"]["resourceVersion"]:
-            raise ApiError(409, "Conflict",
-                           f'Operation cannot be fulfilled on {rt.plural} "{live["metadata"]["name"]}": the object has been '
-                           "modified; please apply your changes to the latest version and try again",
-                           {"name": live["metadata"]["name"], "kind": rt.plural})
+            raise _conflict(rt, live["metadata"]["name"])
+        if not rv and subresource is None and leases.is_lease(rt.group, rt.kind):
+            # The Lease strategy does not allow unconditional updates: a PUT must say which version it replaces.
+            raise ApiError(422, "Invalid", f'{_qualified(rt)} "{live["metadata"]["name"]}" is invalid: '
+                                           "metadata.resourceVersion: Invalid value: 0x0: must be specified for an update",
+                           {"name": live["metadata"]["name"], "group": rt.group, "kind": rt.plural,
+                            "causes": [{"reason": "FieldValueInvalid", "field": "metadata.resourceVersion",
+                                        "message": "Invalid value: 0x0: must be specified for an update"}]})
         if subresource == "status":
             merged = copy.deepcopy(live)
             merged["status"] = new.get("status", {})
@@ -317,9 +344,26 @@ class Emulator:
         if rt.kind not in ("CustomResourceDefinition",) and "status" in live and ("status" in rt.subresources or rt.kind == "Namespace"):
             new["status"] = live["status"]
         apply_defaults(rt.kind, new)
+        self._validate(rt, new)
         if rt.kind == "CustomResourceDefinition":
             self._crd_status(new)
         return self._store_update(rt, live, new, dry_run)
+
+    @staticmethod
+    def _validate(rt: ResourceType, obj: dict[str, Any]) -> None:
+        """The kind-specific checks of the real API server that clients depend on (only Leases so far)."""
+        if not leases.is_lease(rt.group, rt.kind):
+            return
+        name = obj["metadata"].get("name", "")
+        bad = leases.decode_errors(obj)
+        if bad:
+            raise ApiError(400, "BadRequest", f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: '
+                                              + "; ".join(bad))
+        invalid = leases.validation_errors(obj)
+        if invalid:
+            text = invalid[0] if len(invalid) == 1 else "[" + ", ".join(invalid) + "]"
+            raise ApiError(422, "Invalid", f'{rt.kind}.{rt.group} "{name}" is invalid: {text}',
+                           {"name": name, "group": rt.group, "kind": rt.kind})
 
     def _store_update(self, rt: ResourceType, live: dict[str, Any], new: dict[str, Any], dry_run: bool) -> dict[str, Any]:
         def body(o: dict[str, Any]) -> Any:
@@ -471,10 +515,9 @@ class Emulator:
             body = await self._body(request)
             propagation = q.get("propagationPolicy") or (body or {}).get("propagationPolicy")
             pre = (body or {}).get("preconditions") or {}
-            if pre.get("resourceVersion") and pre["resourceVersion"] != live["metadata"]["resourceVersion"]:
-                raise ApiError(409, "Conflict", "the resourceVersion in the precondition does not match")
-            if pre.get("uid") and pre["uid"] != live["metadata"]["uid"]:
-                raise ApiError(409, "Conflict", "the UID in the precondition does not match")
+            for field_, label in (("uid", "UID"), ("resourceVersion", "ResourceVersion")):
+                if pre.get(field_) and pre[field_] != live["metadata"][field_]:
+                    raise _precondition_failed(rt, key_ns, name, label, pre[field_], live["metadata"][field_])
             if dry_run:
                 return self._json(self.public(rt, live))
             gone = self.delete_object(rt, key_ns, name, propagation)
@@ -511,14 +554,13 @@ class Emulator:
         else:
             raise ApiError(415, "UnsupportedMediaType", f"the body of the request was in an unknown format: {ctype}")
         if patched.get("metadata", {}).get("resourceVersion") not in (None, live["metadata"]["resourceVersion"]):
-            raise ApiError(409, "Conflict", f'Operation cannot be fulfilled on {rt.plural} "{name}": the object has been modified')
+            raise _conflict(rt, name)
         patched.setdefault("metadata", {})["resourceVersion"] = live["metadata"]["resourceVersion"]
         return self._json(self.public(rt, self.replace_object(rt, live, patched, sub, dry_run)))
 
     @staticmethod
     def _not_found(rt: ResourceType, name: str) -> ApiError:
-        gr = f"{rt.plural}.{rt.group}" if rt.group else rt.plural
-        return ApiError(404, "NotFound", f'{gr} "{name}" not found', {"name": name, "group": rt.group, "kind": rt.plural})
+        return ApiError(404, "NotFound", f'{_qualified(rt)} "{name}" not found', {"name": name, "group": rt.group, "kind": rt.plural})
 
     @staticmethod
     def _check_kind(rt: ResourceType, body: Any) -> None:

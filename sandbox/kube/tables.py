@@ -63,12 +63,17 @@ def _job_row(o: dict[str, Any]) -> list[Any]:
     return [o["metadata"]["name"], status, f"{s.get('succeeded', 0)}/{o.get('spec', {}).get('completions', 1)}", "", _age(o)]
 
 
+def _lease_row(o: dict[str, Any]) -> list[Any]:
+    return [o["metadata"]["name"], (o.get("spec") or {}).get("holderIdentity") or "", _age(o)]
+
+
 COLUMNS: dict[str, tuple[list[str], Any]] = {
     "Pod": (["Name", "Ready", "Status", "Restarts", "Age", "IP", "Node"], _pod_row),
     "Node": (["Name", "Status", "Roles", "Age", "Version"], _node_row),
     "DaemonSet": (["Name", "Desired", "Current", "Ready", "Up-to-date", "Available", "Node Selector", "Age"], _ds_row),
     "Deployment": (["Name", "Ready", "Up-to-date", "Available", "Age"], _deploy_row),
     "Job": (["Name", "Status", "Completions", "Duration", "Age"], _job_row),
+    "Lease": (["Name", "Holder", "Age"], _lease_row),
 }
 
 

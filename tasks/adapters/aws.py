@@ -7,6 +7,7 @@ connection problems) or PermanentError (not found, access denied, invalid reques
 
 from __future__ import annotations
 
+import difflib
 import functools
 import os
 from collections.abc import Callable
@@ -16,8 +17,10 @@ from typing import Any, TypeVar
 import boto3
 import botocore.exceptions
 from botocore.config import Config
+from botocore.loaders import create_loader
+from botocore.regions import EndpointResolver
 
-from tasks.errors import PermanentError, TransientError
+from tasks.errors import ConfigError, PermanentError, TransientError
 
 T = TypeVar("T")
 THROTTLING = {"Throttling", "ThrottlingException", "TooManyRequestsException", "RequestLimitExceeded",
@@ -80,6 +83,30 @@ def _client(region: str, service: str, endpoint: str | None) -> Any:
         service, config=Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=5, read_timeout=30))
     client.meta.events.register("before-call.*.*", _record)
     return client
+
+
+@functools.lru_cache(maxsize=4)
+def known_regions(service: str = "eks") -> tuple[str, ...]:
+    """Regions where `service` has an endpoint, in every partition, from botocore's bundled endpoint data (offline;
+    no profile or credentials read)."""
+    resolver = EndpointResolver(create_loader().load_data("endpoints"))
+    return tuple(sorted({r for p in resolver.get_available_partitions()
+                         for r in resolver.get_available_endpoints(service, partition_name=p)}))
+
+
+def check_region(region: str, service: str = "eks") -> None:
+    """ConfigError unless `region` is one where `service` exists (a misspelt region otherwise fails only later, as
+    endpoint errors that are retried until the sensor's deadline)."""
+    regions = known_regions(service)
+    if region in regions:
+        return
+    close = difflib.get_close_matches(region, regions, n=1, cutoff=0.6)
+    raise ConfigError(
+        f"cluster.region {region!r} is not an AWS region with {service.upper()}",
+        observed=f"botocore {botocore.__version__} knows {len(regions)} such regions"
+                 + (f"; the closest is {close[0]!r}" if close else f": {', '.join(regions)}"),
+        hint=(f"set cluster.region to {close[0]!r} if that is the one you meant" if close else "set cluster.region to one of those")
+             + "; a region opened after this botocore was released needs a newer boto3/botocore")
 
 
 @dataclass(frozen=True)
@@ -162,3 +189,12 @@ class Aws:
     def caller_arn(self) -> str:
         sts = self.client("sts")
         return call("identify the AWS caller", lambda: sts.get_caller_identity()["Arn"])
+
+
+def require_credentials(region: str) -> None:
+    """ConfigError when boto3 finds no credentials at all: the command line checks this before it starts a run,
+    so the user reads three lines instead of a flow's tracebacks."""
+    if boto3.session.Session(region_name=region).get_credentials() is None:
+        raise ConfigError("no AWS credentials found", observed="boto3 found no credentials (profile, environment, "
+                          "instance role)", hint="configure credentials (AWS_PROFILE, environment variables, or an "
+                          "instance role), or try the local sandbox with --sandbox")

@@ -2,7 +2,8 @@
 
 Objects are returned as plain dicts (API field names) so that the pure readiness and drift logic never sees
 client classes. Errors become TransientError (429, 5xx, connection problems) or PermanentError (401, 403,
-invalid requests); a 404 on a read is `None`.
+invalid requests); a 404 on a read is `None`; a 409 on a write that asked for it is `Conflict` (the object exists
+already, or changed since it was read), so callers never look at message text.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import datetime
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import urllib3.exceptions
 from kubernetes import client, config
@@ -21,7 +22,20 @@ from tasks.errors import PermanentError, TransientError
 
 T = TypeVar("T")
 TIMEOUT = (5, 30)  # connect, read
-_API_CLASSES = ("CoreV1Api", "AppsV1Api", "BatchV1Api", "ApiextensionsV1Api", "AuthorizationV1Api", "CustomObjectsApi")
+_API_CLASSES = ("CoreV1Api", "AppsV1Api", "BatchV1Api", "ApiextensionsV1Api", "AuthorizationV1Api", "CustomObjectsApi",
+                "CoordinationV1Api")
+
+
+LEASE_GROUP, LEASE_VERSION, LEASES = "coordination.k8s.io", "v1", "leases"
+
+
+class Conflict(PermanentError):
+    """HTTP 409: `reason` is AlreadyExists (a create lost to an existing object) or Conflict (the resourceVersion
+    or UID sent as a precondition is no longer the object's: someone else changed it first). Re-read and decide."""
+
+    def __init__(self, what: str, *, reason: str, observed: str) -> None:
+        self.reason = reason
+        super().__init__(what, observed=observed)
 
 
 def warm_up() -> None:
@@ -30,7 +44,18 @@ def warm_up() -> None:
     threading.Thread(target=lambda: [getattr(client, name) for name in _API_CLASSES], name="kube-warm-up", daemon=True).start()
 
 
-def _call(what: str, fn: Callable[[], T], *, missing_ok: bool = False) -> T | None:
+def _status_reason(text: str) -> str:
+    """The `reason` of a Kubernetes Status body (AlreadyExists, Conflict, ...), or "" when the body is not one."""
+    import json
+
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return ""
+    return str(body.get("reason") or "") if isinstance(body, dict) else ""
+
+
+def _call(what: str, fn: Callable[[], T], *, missing_ok: bool = False, conflict_ok: bool = False) -> T | None:
     try:
         return fn()
     except ApiException as e:
@@ -39,6 +64,8 @@ def _call(what: str, fn: Callable[[], T], *, missing_ok: bool = False) -> T | No
         body = (e.body or b"")
         text = body.decode(errors="replace") if isinstance(body, bytes) else str(body)
         observed = f"HTTP {e.status} {e.reason}: {text[:500]}"
+        if e.status == 409 and conflict_ok:
+            raise Conflict(f"{what}: conflict", reason=_status_reason(text) or "Conflict", observed=observed) from None
         if e.status == 429 or (e.status or 0) >= 500:
             raise TransientError(f"{what}: the Kubernetes API is busy or failing", observed=observed,
                                  hint="retried automatically") from None
@@ -89,6 +116,7 @@ class Kube:
         self.ext = client.ApiextensionsV1Api(self.api)
         self.authz = client.AuthorizationV1Api(self.api)
         self.custom = client.CustomObjectsApi(self.api)
+        self.coordination = client.CoordinationV1Api(self.api)
 
     def close(self) -> None:
         if not self.persistent:
@@ -182,3 +210,50 @@ class Kube:
     def delete_daemonset(self, namespace: str, name: str) -> None:
         _call(f"delete DaemonSet {namespace}/{name}", lambda: self.apps.delete_namespaced_daemon_set(name, namespace, _request_timeout=TIMEOUT),
               missing_ok=True)
+
+    # ---- Leases (the cluster lock) -------------------------------------------------------------------------------
+    def get_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
+        obj = _call(f"read Lease {namespace}/{name}",
+                    lambda: self.coordination.read_namespaced_lease(name, namespace, _request_timeout=TIMEOUT), missing_ok=True)
+        return None if obj is None else self._dict(obj)
+
+    # Writes go through the generic object API with plain dicts: CoordinationV1Api turns a body into a V1Lease, whose
+    # datetimes serialise without a fraction when their microseconds are 0, and the API server refuses such a
+    # MicroTime (its layout wants exactly six digits). Reads and deletes use CoordinationV1Api.
+    def create_lease(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Conflict(reason="AlreadyExists") when the Lease exists: someone else created it first."""
+        name = body["metadata"]["name"]
+        obj = _call(f"create Lease {namespace}/{name}",
+                    lambda: self.custom.create_namespaced_custom_object(LEASE_GROUP, LEASE_VERSION, namespace, LEASES, body,
+                                                                       _request_timeout=TIMEOUT),
+                    conflict_ok=True)
+        return cast(dict[str, Any], obj)
+
+    def replace_lease(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        """PUT with the resourceVersion in `body`; Conflict(reason="Conflict") when the Lease changed since it was read."""
+        name = body["metadata"]["name"]
+        obj = _call(f"update Lease {namespace}/{name}",
+                    lambda: self.custom.replace_namespaced_custom_object(LEASE_GROUP, LEASE_VERSION, namespace, LEASES, name, body,
+                                                                        _request_timeout=TIMEOUT),
+                    conflict_ok=True)
+        return cast(dict[str, Any], obj)
+
+    def patch_lease(self, namespace: str, name: str, resource_version: str, spec: dict[str, Any]) -> dict[str, Any] | None:
+        """Merge-patch `spec` only if the Lease still has `resource_version` (Conflict otherwise); None when it is gone.
+        Unlike a PUT, a patch never re-creates a Lease someone deleted (a PUT on a missing Lease creates it)."""
+        body = {"metadata": {"resourceVersion": resource_version}, "spec": spec}
+        obj = _call(f"update Lease {namespace}/{name}",
+                    lambda: self.custom.patch_namespaced_custom_object(LEASE_GROUP, LEASE_VERSION, namespace, LEASES, name, body,
+                                                                      _request_timeout=TIMEOUT,
+                                                                      _content_type="application/merge-patch+json"),
+                    missing_ok=True, conflict_ok=True)
+        return None if obj is None else cast(dict[str, Any], obj)
+
+    def delete_lease(self, namespace: str, name: str, resource_version: str | None = None) -> bool:
+        """False when there was nothing to delete; with `resource_version`, Conflict when the Lease changed since."""
+        pre = client.V1Preconditions(resource_version=resource_version) if resource_version else None
+        res = _call(f"delete Lease {namespace}/{name}",
+                    lambda: self.coordination.delete_namespaced_lease(name, namespace, body=client.V1DeleteOptions(preconditions=pre),
+                                                                      _request_timeout=TIMEOUT),
+                    missing_ok=True, conflict_ok=True)
+        return res is not None
