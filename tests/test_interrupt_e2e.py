@@ -1,8 +1,8 @@
 """Ctrl-C and SIGTERM of the command line, as an operator (or `timeout`, or a CI job timeout) sends them.
 
 The CLI runs `eks-cilium install --sandbox` against a detached sandbox with realistic delays, so the signal lands
-while the run waits for the nodegroup. Expected, like helm or cilium-cli: it stops at once (the figure is printed;
-benchmarks/bench_interrupt.py measures it), exits 128 + the signal, prints exactly one line saying what was
+while the run waits for the nodegroup. Expected, like helm or cilium-cli: it stops at once (the test prints the figure),
+exits 128 + the signal, prints exactly one line saying what was
 interrupted and that a re-run resumes, leaves no process behind, writes nothing to stdout under `--output json`,
 and the next run converges (it recovers the release the stopped helm left failed).
 """
