@@ -444,23 +444,28 @@ def _recovery_of(ctx: Ctx, name: str, live: dict[str, Any]) -> preflight.Recover
 
 
 @step("recover_release")
-def recover_release(ctx: Ctx, name: str, state: dict[str, Any]) -> str:
-    recovery = preflight.plan_recovery(name, state.get("status"), state.get("revision"), state.get("last_deployed_revision"))
-    assert recovery is not None, f"release {name} needs no recovery"
+def recover_release(ctx: Ctx, recovery: preflight.Recovery) -> str:
     return recover_left_release(ctx, recovery)
 
 
 # ---- helm releases --------------------------------------------------------------------------------------
-def live_release(ctx: Ctx, name: str, rel: Release) -> dict[str, Any] | None:
-    """{"status", "version", "revision", "config"} of the deployed release, None when it is not installed."""
-    helm = ctx.helm()
+def release_metadata(ctx: Ctx, name: str, rel: Release) -> dict[str, Any] | None:
+    """`helm get metadata` of the release (chart version, revision, status), None when it is not installed."""
     try:
-        meta = helm.run_json(helm_argv.get_metadata(ctx.helm_binary, name, rel.namespace, ctx.kubeconfig),
-                             what=f"metadata of release {name}") or {}
+        return ctx.helm().run_json(helm_argv.get_metadata(ctx.helm_binary, name, rel.namespace, ctx.kubeconfig),
+                                   what=f"metadata of release {name}") or {}
     except CommandError as e:
         if "not found" in e.stderr:
             return None
         raise
+
+
+def live_release(ctx: Ctx, name: str, rel: Release) -> dict[str, Any] | None:
+    """{"status", "version", "revision", "config"} of the deployed release, None when it is not installed."""
+    meta = release_metadata(ctx, name, rel)
+    if meta is None:
+        return None
+    helm = ctx.helm()
     config = helm.run_json(helm_argv.get_values(ctx.helm_binary, name, rel.namespace, ctx.kubeconfig),
                            what=f"values of release {name}") or {}
     return {"status": meta.get("status"), "version": meta.get("version"), "revision": meta.get("revision"), "config": config}
@@ -619,14 +624,10 @@ def _workload_diagnosis(ctx: Ctx, w: Workload, namespace: str) -> list[str]:
 def rendered_release(ctx: Ctx, name: str, rel: Release) -> manifest.RenderedRelease | None:
     """What helm recorded for the release: status, revision and the objects of its manifest and hooks; None when
     the release is not installed. The expectations of the workload checks come from here, not from live objects."""
+    meta = release_metadata(ctx, name, rel)
+    if meta is None:
+        return None
     helm = ctx.helm()
-    try:
-        meta = helm.run_json(helm_argv.get_metadata(ctx.helm_binary, name, rel.namespace, ctx.kubeconfig),
-                             what=f"metadata of release {name}") or {}
-    except CommandError as e:
-        if "not found" in e.stderr:
-            return None
-        raise
     text = helm.run(helm_argv.get_manifest(ctx.helm_binary, name, rel.namespace, ctx.kubeconfig),
                     what=f"manifest of release {name}")
     hooks = helm.run(helm_argv.get_hooks(ctx.helm_binary, name, rel.namespace, ctx.kubeconfig),
