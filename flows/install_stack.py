@@ -28,7 +28,7 @@ from tasks.errors import EksCiliumError, PermanentError
 from tasks.locking import cluster_lock
 from tasks.model import Component, Stack, load_stack
 from tasks.options import DEFAULT_OPTIONS, RunOptions
-from tasks.preflight import needs_recovery
+from tasks.preflight import RecoveryKind, plan_recovery
 from tasks.steps import (
     add_chart_repository,
     check_workload,
@@ -138,14 +138,16 @@ def _install(ctx: Any, stack: Stack, options: RunOptions, cluster_f: PrefectFutu
         return {**base, "dry_run": True, "ok": True, "plan": plan["steps"]}
 
     # Releases an interrupted or failed run left pending-* or failed: recover them first (preflight let them through).
-    recovered = [recover_release(ctx, name, state) for name, state in pre["releases"].items()
-                 if needs_recovery(state.get("status"))]
+    recoveries = {name: plan_recovery(name, state.get("status"), state.get("revision"), state.get("last_deployed_revision"))
+                  for name, state in pre["releases"].items()}
+    recovered = [recover_release(ctx, r) for r in recoveries.values() if r is not None]
     cilium_name = stack.cilium[0]
     expected_nodes = rendered.nodegroup.desired_size
-    # The Cilium objects sensor must not mistake a failed revision left behind (and upgraded over now) for this run's.
-    left = pre["releases"].get(cilium_name) or {}
-    uninstalled = needs_recovery(left.get("status")) and not left.get("last_deployed_revision")
-    since_revision = 0 if uninstalled else int(left.get("revision") or 0)
+    # The Cilium objects sensor must not mistake a failed revision left behind (and upgraded over now) for this run's;
+    # after an uninstall the release starts again from revision 1.
+    cilium_recovery = recoveries.get(cilium_name)
+    uninstalled = cilium_recovery is not None and cilium_recovery.kind is RecoveryKind.uninstall
+    since_revision = 0 if uninstalled else int((pre["releases"].get(cilium_name) or {}).get("revision") or 0)
     cilium_f = install_release.submit(ctx, cilium_name, rendered, wait_for=[pre_f])
     objects_f = wait_for_cilium_objects.submit(ctx, since_revision, wait_for=[pre_f])
     nodegroup_f = create_nodegroup.submit(ctx, rendered, pre, wait_for=[objects_f])
@@ -159,13 +161,13 @@ def _install(ctx: Any, stack: Stack, options: RunOptions, cluster_f: PrefectFutu
         (cilium_f, f"helm install {cilium_name}"), (objects_f, "Cilium objects applied"),
         (nodegroup_f, f"create nodegroup {ng.name}"), (active_f, f"nodegroup {ng.name} ACTIVE"),
         (nodes_f, f"{ng.desired_size} nodes Ready")]
-    certs_f = [check_workload.submit(ctx, cilium_name, w.role, expected_nodes, wait_for=[cilium_f, nodes_f])
-               for w in cilium_rel.workloads if w.kind.value == "Job"]
+    jobs = [w for w in cilium_rel.workloads if w.kind.value == "Job"]
+    rollouts = [w for w in cilium_rel.workloads if w.kind.value != "Job"]
+    certs_f = [check_workload.submit(ctx, cilium_name, w.role, expected_nodes, wait_for=[cilium_f, nodes_f]) for w in jobs]
     cilium_checks = [check_workload.submit(ctx, cilium_name, w.role, expected_nodes, wait_for=[*certs_f, cilium_f, nodes_f])
-                     for w in cilium_rel.workloads if w.kind.value != "Job"]
-    labels += [(f, f"{cilium_name}: {w.kind.value} {w.name}") for f, w in
-               zip([*certs_f, *cilium_checks], [w for w in cilium_rel.workloads if w.kind.value == "Job"]
-                   + [w for w in cilium_rel.workloads if w.kind.value != "Job"], strict=True)]
+                     for w in rollouts]
+    labels += [(f, f"{cilium_name}: {w.kind.value} {w.name}")
+               for f, w in zip([*certs_f, *cilium_checks], [*jobs, *rollouts], strict=True)]
 
     others: list[PrefectFuture[Any]] = []
     installs = [cilium_f]
