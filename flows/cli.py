@@ -75,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     # Prefect's temporary server would try to send telemetry; keep it quiet unless the user decided otherwise.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # The temporary server gets 20 s to start by default; the first start after a fresh setup, or on a busy 2-core
+    # machine, was measured to take longer (the README's demo command then failed). Give it 90 s.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
