@@ -36,13 +36,19 @@ class _Interrupted:
             os._exit(128 + signum)
         self.stopping = True
         name = signal.Signals(signum).name
-        # Nothing else may print from here on: the run's threads may still log for the second this takes.
+        # Nothing else may print from here on: the run's threads may still log for the second this takes, and one
+        # may be half-way through writing a line already (logging.disable does not stop that), so stdout and
+        # stderr are pointed at /dev/null and our one line goes to a copy of the real stderr.
         logging.disable(logging.CRITICAL)
-        with contextlib.suppress(Exception):
-            sys.stdout.flush()
-        sys.stderr.write(f"eks-cilium: interrupted ({name}): stopped the {self.what}; "
-                         "run the same command again to resume (it recovers what this run left half-done)\n")
-        sys.stderr.flush()
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        err = os.dup(2)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+        os.write(err, (f"eks-cilium: interrupted ({name}): stopped the {self.what}; "
+                       "run the same command again to resume (it recovers what this run left half-done)\n").encode())
         stop_everything_started(GRACE_SECONDS)
         os._exit(128 + signum)
 
