@@ -78,6 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     # The temporary server gets 20 s to start by default; the first start after a fresh setup, or on a busy 2-core
     # machine, was measured to take longer (the README's demo command then failed). Give it 90 s.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
+    # The temporary server shares our stderr; its shutdown errors (a Ctrl-C reaches it too) are not the user's
+    # business and would bury the one line an interrupt prints. The run's own logs are unaffected.
+    os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "CRITICAL")
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

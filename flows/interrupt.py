@@ -5,7 +5,7 @@ once whatever the flow is doing (and Prefect, which swaps SIGTERM only in the ma
 a graceful shutdown that waits minutes for sensors). On SIGINT or SIGTERM: one line on stderr saying what was
 interrupted and that a re-run resumes, this run's helm processes stopped (helm marks the release failed, which
 the next run recovers), the cluster lock released when it can be within a second, the processes this command
-started (the temporary Prefect server) stopped, and exit 128 + the signal number (130 for Ctrl-C, 143 for TERM).
+started (the temporary Prefect server) killed, and exit 128 + the signal number (130 for Ctrl-C, 143 for TERM).
 A second signal exits at once.
 """
 
@@ -65,16 +65,14 @@ def stop_everything_started(grace: float) -> None:
         from tasks.locking import release_held_locks
 
         release_held_locks(timeout=max(0.1, deadline - time.monotonic()))
+    # What is left (the temporary Prefect server, helm runs that ignored the cancel) is killed outright: a graceful
+    # stop has nothing to save and makes the server log shutdown tracebacks onto the stderr it shares with us.
     pids = [p for p in descendants(os.getpid()) if same_session(p)]
     for p in pids:
         with contextlib.suppress(OSError):
-            os.kill(p, signal.SIGTERM)
+            os.kill(p, signal.SIGKILL)
     while time.monotonic() < deadline and any(pid_alive(p) for p in pids):
         time.sleep(0.05)
-    for p in pids:
-        with contextlib.suppress(OSError):
-            if pid_alive(p):
-                os.kill(p, signal.SIGKILL)
 
 
 def run_interruptibly(fn: Callable[[], T], what: str) -> T:
