@@ -26,8 +26,12 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--slots", type=int, default=5, help="flow runs per worker")
     parser.add_argument("--cap", type=int, default=10, help="the fleet flow's max_concurrent")
-    parser.add_argument("--install", choices=["in-process", "fleet"], default="in-process",
-                        help="how to install the clusters first: run_install one after another (default), or the fleet flow")
+    parser.add_argument(
+        "--install",
+        choices=["in-process", "fleet"],
+        default="in-process",
+        help="how to install the clusters first: run_install one after another (default), or the fleet flow",
+    )
     args = parser.parse_args()
 
     from flows.fleet import FleetAction, fleet
@@ -42,7 +46,10 @@ def main() -> int:
         t = time.monotonic()
         with running_prefect_server(tmp / "prefect") as server_env:
             sb = Sandbox(SandboxConfig(state_dir=tmp / "sandbox", clusters=names, profile=ClusterProfile())).start()
-            print(f"setup: Prefect server + deployments + sandbox with {len(names)} clusters in {time.monotonic() - t:.0f} s")
+            print(
+                f"setup: Prefect server + deployments + sandbox with {len(names)} clusters in "
+                f"{time.monotonic() - t:.0f} s"
+            )
             os.environ.update({k: v for k, v in sb.env().items() if k != "KUBECONFIG"})
             workers = Workers(worker_env(server_env, sb, tmp / "worker-home"), args.workers, tmp, limit=args.slots)
             try:
@@ -65,7 +72,9 @@ def main() -> int:
                 workers.stop()
                 sb.stop()
     base = rows[0][1]
-    print(f"\nd) fleet drift check, cap {args.cap}, {args.workers} workers x {args.slots} slots ({os.cpu_count()} CPUs)")
+    print(
+        f"\nd) fleet drift check, cap {args.cap}, {args.workers} workers x {args.slots} slots ({os.cpu_count()} CPUs)"
+    )
     print(f"{'clusters':>8} {'wall s':>8} {'growth':>7} {'s/cluster':>10} {'median child s':>15}  result")
     for size, secs, counts, median in rows:
         print(f"{size:8d} {secs:8.1f} {secs / base:6.1f}x {secs / size:10.2f} {median:15.1f}  {counts}")

@@ -46,10 +46,21 @@ def start_prefect_server(home: Path) -> subprocess.Popen[bytes]:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     url = f"http://127.0.0.1:{port}/api"
-    os.environ.update({"PREFECT_HOME": str(home), "PREFECT_API_URL": url, "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-                       "PREFECT_UI_ENABLED": "false", "PREFECT_LOGGING_LEVEL": "WARNING"})
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-                            stdout=(home / "server.log").open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+    os.environ.update(
+        {
+            "PREFECT_HOME": str(home),
+            "PREFECT_API_URL": url,
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_UI_ENABLED": "false",
+            "PREFECT_LOGGING_LEVEL": "WARNING",
+        }
+    )
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        stdout=(home / "server.log").open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     for _ in range(240):
         try:
             urllib.request.urlopen(f"{url}/health", timeout=2).read()
@@ -100,7 +111,11 @@ def critical_path(sb: Any, since: float, scale: float) -> tuple[float, list[str]
         return max((d for ns, pod, d in pulls if match(ns, pod)), default=0.0)
 
     def agent(ns: str, pod: str) -> bool:
-        return ns == "kube-system" and pod.startswith("cilium-") and not pod.startswith(("cilium-envoy", "cilium-operator", "cilium-dnsproxy"))
+        return (
+            ns == "kube-system"
+            and pod.startswith("cilium-")
+            and not pod.startswith(("cilium-envoy", "cilium-operator", "cilium-dnsproxy"))
+        )
 
     join = 60 / scale
     agents = slowest(agent)
@@ -108,7 +123,9 @@ def critical_path(sb: Any, since: float, scale: float) -> tuple[float, list[str]
     relay = slowest(lambda ns, pod: pod.startswith("hubble-relay"))
     others = slowest(lambda ns, pod: not (agent(ns, pod) or pod.startswith(("hubble-generate-certs", "hubble-relay"))))
     tail = max(certs + relay, others)
-    branch = f"cert Job {certs:.2f} + relay {relay:.2f}" if certs + relay >= others else f"slowest other pod {others:.2f}"
+    branch = (
+        f"cert Job {certs:.2f} + relay {relay:.2f}" if certs + relay >= others else f"slowest other pod {others:.2f}"
+    )
     return join + agents + tail, [f"nodes join {join:.2f}", f"agent pull {agents:.2f}", branch]
 
 
@@ -182,7 +199,11 @@ def bench_install(scale: float, tmp: Path, seed: int) -> dict[str, Any]:
             stack, options = stack_and_options(sb)
             since = time.time()
             start = time.monotonic()
-            ok = run_install(stack, options)["ok"] if label.startswith("DAG") else sequential_flow()(stack, options)["ok"]
+            ok = (
+                run_install(stack, options)["ok"]
+                if label.startswith("DAG")
+                else sequential_flow()(stack, options)["ok"]
+            )
             wall = time.monotonic() - start
             path, chain = critical_path(sb, since, scale)
             rows[label] = {"wall": wall, "critical": path, "chain": chain, "ok": ok}
@@ -234,8 +255,13 @@ def bench_sensor(trials: int, tmp: Path) -> dict[str, float]:
                 done = time.monotonic()
                 stop.set()
                 watcher.join(1)
-                polls = [r["t"] for r in list(handle.emulator.request_log)
-                         if r.get("t", 0) >= w0 and r.get("method") == "GET" and r.get("path", "").endswith("/daemonsets/cilium")]
+                polls = [
+                    r["t"]
+                    for r in list(handle.emulator.request_log)
+                    if r.get("t", 0) >= w0
+                    and r.get("method") == "GET"
+                    and r.get("path", "").endswith("/daemonsets/cilium")
+                ]
                 # The sensor's request rate: polls per second between its first and its last request.
                 rate = (len(polls) - 1) / (polls[-1] - polls[0]) if len(polls) > 1 and polls[-1] > polls[0] else 0.0
                 return done - (true_at[0] if true_at else done), rate, len(polls), done - t0
@@ -248,8 +274,14 @@ def bench_sensor(trials: int, tmp: Path) -> dict[str, float]:
             lat.append(latency)
             rates.append(rate)
         lat.sort()
-        return {"median": statistics.median(lat), "p95": lat[max(0, int(round(0.95 * len(lat))) - 1)], "max": lat[-1],
-                "rate": statistics.mean(rates), "trials": trials, "interval": options.poll_interval_seconds}
+        return {
+            "median": statistics.median(lat),
+            "p95": lat[max(0, int(round(0.95 * len(lat))) - 1)],
+            "max": lat[-1],
+            "rate": statistics.mean(rates),
+            "trials": trials,
+            "interval": options.poll_interval_seconds,
+        }
     finally:
         sb.stop()
 
@@ -275,8 +307,15 @@ def bench_drift(tmp: Path, runs: int = 3) -> dict[str, Any]:
             wall = time.monotonic() - start
             requests = sum(1 for r in list(emu.request_log) if r.get("t", 0) >= since and "method" in r)
             invocations = calls.read_text().split()
-            out.append({"wall": wall, "requests": requests, "helm": len(invocations), "helm_kinds": sorted(set(invocations)),
-                        "drifted": not report["summary"]["clean"]})
+            out.append(
+                {
+                    "wall": wall,
+                    "requests": requests,
+                    "helm": len(invocations),
+                    "helm_kinds": sorted(set(invocations)),
+                    "drifted": not report["summary"]["clean"],
+                }
+            )
         return {"runs": out}
     finally:
         os.environ.pop("EKS_CILIUM_HELM", None)
@@ -285,10 +324,17 @@ def bench_drift(tmp: Path, runs: int = 3) -> dict[str, Any]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--scale", type=float, default=1.0, help="divide the realistic delays by this factor (default 1: real time)")
+    parser.add_argument(
+        "--scale", type=float, default=1.0, help="divide the realistic delays by this factor (default 1: real time)"
+    )
     parser.add_argument("--trials", type=int, default=20, help="sensor latency trials (default 20)")
-    parser.add_argument("--seed", type=int, default=1, help="image pull times are a function of (seed, image, node): both "
-                                                            "orchestrations of a) see the same delays (default 1)")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=1,
+        help="image pull times are a function of (seed, image, node): both "
+        "orchestrations of a) see the same delays (default 1)",
+    )
     parser.add_argument("--only", choices=["a", "b", "c"], action="append", help="run only these parts")
     args = parser.parse_args()
     parts = args.only or ["a", "b", "c"]
@@ -297,32 +343,53 @@ def main() -> int:
         (tmp / "prefect").mkdir()
         server = start_prefect_server(tmp / "prefect")
         os.environ.setdefault("EKS_CILIUM_HELM", str(HELM3))
-        for k, v in {"HOME": tmp / "home", "HELM_CONFIG_HOME": tmp / "helm-config", "HELM_CACHE_HOME": tmp / "helm-cache",
-                     "HELM_DATA_HOME": tmp / "helm-data", "KUBECACHEDIR": tmp / "kubecache"}.items():
+        for k, v in {
+            "HOME": tmp / "home",
+            "HELM_CONFIG_HOME": tmp / "helm-config",
+            "HELM_CACHE_HOME": tmp / "helm-cache",
+            "HELM_DATA_HOME": tmp / "helm-data",
+            "KUBECACHEDIR": tmp / "kubecache",
+        }.items():
             os.environ[k] = str(v)
         try:
-            print(f"delays: nodegroup 60 s, image pull 5-15 s per pod, divided by the scale factor {args.scale:g} "
-                  f"-> {60 / args.scale:.1f} s and {5 / args.scale:.2f}-{15 / args.scale:.2f} s; Prefect server running")
+            print(
+                f"delays: nodegroup 60 s, image pull 5-15 s per pod, divided by the scale factor {args.scale:g} "
+                f"-> {60 / args.scale:.1f} s and {5 / args.scale:.2f}-{15 / args.scale:.2f} s; Prefect server running"
+            )
             if "a" in parts:
                 rows = bench_install(args.scale, tmp, args.seed)
                 print(f"\na) install wall time vs critical path vs sequential baseline (pull seed {args.seed})")
                 print(f"{'run':<22} {'wall s':>8} {'critical path s':>16} {'over path':>10}  ok")
                 for label, r in rows.items():
-                    print(f"{label:<22} {r['wall']:8.1f} {r['critical']:16.1f} {100 * (r['wall'] / r['critical'] - 1):9.0f}%  {r['ok']}")
+                    print(
+                        f"{label:<22} {r['wall']:8.1f} {r['critical']:16.1f} "
+                        f"{100 * (r['wall'] / r['critical'] - 1):9.0f}%  {r['ok']}"
+                    )
                 dag, seq = rows["DAG (install_stack)"], rows["sequential baseline"]
                 print(f"DAG critical path: {' + '.join(dag['chain'])}")
-                print(f"DAG vs baseline: {100 * (1 - dag['wall'] / seq['wall']):.0f}% faster "
-                      f"(baseline on its own critical path {seq['critical']:.1f} s)")
+                print(
+                    f"DAG vs baseline: {100 * (1 - dag['wall'] / seq['wall']):.0f}% faster "
+                    f"(baseline on its own critical path {seq['critical']:.1f} s)"
+                )
             if "b" in parts:
                 s = bench_sensor(args.trials, tmp)
-                print(f"\nb) sensor reaction latency (check_workload on DaemonSet cilium, {s['trials']} rollouts, poll interval {s['interval']} s)")
-                print(f"median {s['median']:.3f} s, p95 {s['p95']:.3f} s, max {s['max']:.3f} s; {s['rate']:.2f} API requests/s per sensor")
+                print(
+                    f"\nb) sensor reaction latency (check_workload on DaemonSet cilium, {s['trials']} "
+                    f"rollouts, poll interval {s['interval']} s)"
+                )
+                print(
+                    f"median {s['median']:.3f} s, p95 {s['p95']:.3f} s, max {s['max']:.3f} s; "
+                    f"{s['rate']:.2f} API requests/s per sensor"
+                )
             if "c" in parts:
                 d = bench_drift(tmp)
                 print("\nc) drift check (report) of the converged cluster, Prefect server running")
                 print(f"{'run':<5} {'wall s':>7} {'K8s API requests':>17} {'helm invocations':>17}  drifted")
                 for i, r in enumerate(d["runs"], 1):
-                    print(f"{i:<5} {r['wall']:7.1f} {r['requests']:17d} {r['helm']:17d}  {r['drifted']}  (helm {', '.join(r['helm_kinds'])})")
+                    print(
+                        f"{i:<5} {r['wall']:7.1f} {r['requests']:17d} {r['helm']:17d}  {r['drifted']}  "
+                        f"(helm {', '.join(r['helm_kinds'])})"
+                    )
         finally:
             server.terminate()
             server.wait(30)

@@ -41,7 +41,10 @@ def big_chart(directory: Path, objects: int = 700) -> Path:
         elif kind == 1:
             docs.append(f"apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: sa-{i}\n")
         else:
-            docs.append(f"apiVersion: v1\nkind: Service\nmetadata:\n  name: svc-{i}\nspec:\n  ports: [{{port: 80}}]\n  selector: {{app: a{i}}}\n")
+            docs.append(
+                f"apiVersion: v1\nkind: Service\nmetadata:\n  name: svc-{i}\nspec:\n  ports: "
+                f"[{{port: 80}}]\n  selector: {{app: a{i}}}\n"
+            )
     (chart / "templates" / "all.yaml").write_text("---\n".join(docs))
     return chart
 
@@ -69,20 +72,60 @@ def main() -> int:
         try:
             kc = str(sb.clusters["isovalent-demo"].kubeconfig)
             home = tmp / f"home-{helm}"
-            env = {**os.environ, **{k: v for k, v in sb.env().items() if k != "KUBECONFIG"}, "HOME": str(home),
-                   "HELM_CONFIG_HOME": str(home / "c"), "HELM_CACHE_HOME": str(home / "cc"), "HELM_DATA_HOME": str(home / "d")}
+            env = {
+                **os.environ,
+                **{k: v for k, v in sb.env().items() if k != "KUBECONFIG"},
+                "HOME": str(home),
+                "HELM_CONFIG_HOME": str(home / "c"),
+                "HELM_CACHE_HOME": str(home / "cc"),
+                "HELM_DATA_HOME": str(home / "d"),
+            }
             import boto3
 
-            eks = boto3.client("eks", endpoint_url=sb.aws.endpoint_url, region_name="us-east-1",
-                               aws_access_key_id="testing", aws_secret_access_key="testing")
-            role = boto3.client("iam", endpoint_url=sb.aws.endpoint_url, region_name="us-east-1", aws_access_key_id="testing",
-                                aws_secret_access_key="testing").get_role(RoleName="isovalent-demo-node-role")["Role"]["Arn"]
-            eks.create_nodegroup(clusterName="isovalent-demo", nodegroupName="standard", nodeRole=role,
-                                 subnets=sb.network["subnets"]["private"], scalingConfig={"minSize": 1, "maxSize": 1, "desiredSize": 1})
-            cilium = timed([str(TOOLS / helm), "install", "cilium", str(ROOT / "sandbox/charts/cilium"), "-n", "kube-system",
-                            "-f", str(ROOT / "configs/cilium-enterprise-values.yaml"), "--set", "k8sServiceHost=127.0.0.1",
-                            "--timeout", "60s", "--kubeconfig", kc], env)
-            big = timed([str(TOOLS / helm), "install", "big", str(big_chart(tmp / helm)), "-n", "default", "--kubeconfig", kc], env)
+            eks = boto3.client(
+                "eks",
+                endpoint_url=sb.aws.endpoint_url,
+                region_name="us-east-1",
+                aws_access_key_id="testing",
+                aws_secret_access_key="testing",
+            )
+            role = boto3.client(
+                "iam",
+                endpoint_url=sb.aws.endpoint_url,
+                region_name="us-east-1",
+                aws_access_key_id="testing",
+                aws_secret_access_key="testing",
+            ).get_role(RoleName="isovalent-demo-node-role")["Role"]["Arn"]
+            eks.create_nodegroup(
+                clusterName="isovalent-demo",
+                nodegroupName="standard",
+                nodeRole=role,
+                subnets=sb.network["subnets"]["private"],
+                scalingConfig={"minSize": 1, "maxSize": 1, "desiredSize": 1},
+            )
+            cilium = timed(
+                [
+                    str(TOOLS / helm),
+                    "install",
+                    "cilium",
+                    str(ROOT / "sandbox/charts/cilium"),
+                    "-n",
+                    "kube-system",
+                    "-f",
+                    str(ROOT / "configs/cilium-enterprise-values.yaml"),
+                    "--set",
+                    "k8sServiceHost=127.0.0.1",
+                    "--timeout",
+                    "60s",
+                    "--kubeconfig",
+                    kc,
+                ],
+                env,
+            )
+            big = timed(
+                [str(TOOLS / helm), "install", "big", str(big_chart(tmp / helm)), "-n", "default", "--kubeconfig", kc],
+                env,
+            )
             rows.append((helm, cilium, big))
         finally:
             sb.stop()
@@ -101,14 +144,17 @@ def main() -> int:
         t0 = time.perf_counter()
         paths = ["/api/v1/namespaces", "/apis/apps/v1/daemonsets", "/api/v1/nodes", "/version", "/apis"]
         for i in range(10_000):
-            req = urllib.request.Request(f"https://127.0.0.1:{port}{paths[i % len(paths)]}",
-                                         headers={"Authorization": f"Bearer {STATIC_TOKEN}"})
+            req = urllib.request.Request(
+                f"https://127.0.0.1:{port}{paths[i % len(paths)]}", headers={"Authorization": f"Bearer {STATIC_TOKEN}"}
+            )
             urllib.request.urlopen(req, context=ctx).read()
         seconds = time.perf_counter() - t0
         rss1 = current_rss_mib()
         emu = sb.clusters["isovalent-demo"].emulator
-        print(f"10,000 requests in {seconds:.1f} s ({10_000 / seconds:.0f}/s); RSS {rss0:.0f} MiB -> {rss1:.0f} MiB; "
-              f"request log {len(emu.request_log)} entries (cap {emu.request_log.maxlen})")
+        print(
+            f"10,000 requests in {seconds:.1f} s ({10_000 / seconds:.0f}/s); RSS {rss0:.0f} MiB -> {rss1:.0f} MiB; "
+            f"request log {len(emu.request_log)} entries (cap {emu.request_log.maxlen})"
+        )
     finally:
         sb.stop()
         shutil.rmtree(tmp, ignore_errors=True)

@@ -17,7 +17,13 @@ from prefect.events import emit_event
 from flows.install_stack import PROJECT_ROOT, resolve_stack
 from tasks import drift
 from tasks.adapters import kube as kube_adapter
-from tasks.drift_steps import observe_drift, remove_conflicting_daemonsets, restart_agents, scale_nodegroup, wait_for_nodes_count
+from tasks.drift_steps import (
+    observe_drift,
+    remove_conflicting_daemonsets,
+    restart_agents,
+    scale_nodegroup,
+    wait_for_nodes_count,
+)
 from tasks.errors import EksCiliumError, PermanentError
 from tasks.locking import cluster_lock
 from tasks.model import Component, Stack
@@ -43,24 +49,35 @@ class DriftFound(PermanentError):
 
     def __init__(self, result: dict[str, Any]) -> None:
         self.result = result
-        super().__init__(f"drift detected on {result['cluster']}", observed="; ".join(result["summary"]["problems"]),
-                         hint="run check-drift with mode=repair, or install-stack, to converge")
+        super().__init__(
+            f"drift detected on {result['cluster']}",
+            observed="; ".join(result["summary"]["problems"]),
+            hint="run check-drift with mode=repair, or install-stack, to converge",
+        )
 
 
 def cluster_resource(stack: Stack) -> dict[str, str]:
-    return {"prefect.resource.id": f"eks-cilium.cluster.{stack.cluster.region}.{stack.cluster.name}",
-            "prefect.resource.name": stack.cluster.name, "eks-cilium.region": stack.cluster.region}
+    return {
+        "prefect.resource.id": f"eks-cilium.cluster.{stack.cluster.region}.{stack.cluster.name}",
+        "prefect.resource.name": stack.cluster.name,
+        "eks-cilium.region": stack.cluster.region,
+    }
 
 
 def _report(stack: Stack, items: list[drift.DriftItem], title: str) -> dict[str, Any]:
-    create_markdown_artifact(markdown=drift.markdown(title, items), key=artifact_key("drift", stack.cluster.name),
-                             description=title)
+    create_markdown_artifact(
+        markdown=drift.markdown(title, items), key=artifact_key("drift", stack.cluster.name), description=title
+    )
     return {"summary": drift.summary(items), "checks": drift.as_dicts(items)}
 
 
 @flow(name="check-drift", log_prints=False, validate_parameters=True)
-def check_drift(stack: Stack | None = None, options: RunOptions = DEFAULT_OPTIONS, mode: DriftMode = DriftMode.report,
-                fail_on_drift: bool = False) -> dict[str, Any]:
+def check_drift(
+    stack: Stack | None = None,
+    options: RunOptions = DEFAULT_OPTIONS,
+    mode: DriftMode = DriftMode.report,
+    fail_on_drift: bool = False,
+) -> dict[str, Any]:
     """Report (or repair) differences between the live cluster and the desired stack."""
     kube_adapter.warm_up()
     stack = resolve_stack(stack, options)
@@ -79,12 +96,18 @@ def _check(ctx: Any, stack: Stack, options: RunOptions, mode: DriftMode, fail_on
     rendered = render_values(ctx, cluster)
     items = observe_drift(ctx, rendered)
     title = f"Drift report for {stack.cluster.name} ({stack.cluster.region})"
-    result: dict[str, Any] = {"cluster": stack.cluster.name, "region": stack.cluster.region, "mode": mode.value,
-                              **_report(stack, items, title)}
+    result: dict[str, Any] = {
+        "cluster": stack.cluster.name,
+        "region": stack.cluster.region,
+        "mode": mode.value,
+        **_report(stack, items, title),
+    }
     if not result["summary"]["clean"]:
-        event = emit_event(event=DRIFT_EVENT, resource=cluster_resource(stack),
-                           payload={"summary": result["summary"], "mode": mode.value,
-                                    "drifted": [i.check for i in items if not i.ok]})
+        event = emit_event(
+            event=DRIFT_EVENT,
+            resource=cluster_resource(stack),
+            payload={"summary": result["summary"], "mode": mode.value, "drifted": [i.check for i in items if not i.ok]},
+        )
         result["event"] = {"event": DRIFT_EVENT, "id": str(event.id) if event else None}
         logger.warning("drift detected: %s", "; ".join(result["summary"]["problems"]))
     if mode is DriftMode.repair and not result["summary"]["clean"]:

@@ -19,9 +19,15 @@ from tasks.values import normalise_endpoint
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config-dir", type=Path, default=DEFAULT_CONFIG_DIR,
-                   help="directory with stack.yaml, the values files and environments/ (default: %(default)s)")
-    p.add_argument("--env", dest="environment", default=None, help="environment overlay: configs/environments/NAME.yaml")
+    p.add_argument(
+        "--config-dir",
+        type=Path,
+        default=DEFAULT_CONFIG_DIR,
+        help="directory with stack.yaml, the values files and environments/ (default: %(default)s)",
+    )
+    p.add_argument(
+        "--env", dest="environment", default=None, help="environment overlay: configs/environments/NAME.yaml"
+    )
 
 
 def cmd_render(args: argparse.Namespace) -> int:
@@ -37,12 +43,17 @@ def cmd_render(args: argparse.Namespace) -> int:
         for f in rendered.errors:
             print(f"error: {f}", file=sys.stderr)
         return 1
-    request = create_nodegroup_request(rendered.nodegroup, stack.cluster.name,
-                                       ["<private subnets of the cluster VPC>"], rendered.nodegroup.node_role or "<node role ARN>")
+    request = create_nodegroup_request(
+        rendered.nodegroup,
+        stack.cluster.name,
+        ["<private subnets of the cluster VPC>"],
+        rendered.nodegroup.node_role or "<node role ARN>",
+    )
     if args.out:
         paths = write_rendered(rendered, args.out)
         ng = args.out / "nodegroup-request.yaml"
         from tasks.render import write_private
+
         write_private(ng, dump_yaml(request))
         for p in [*paths.values(), ng]:
             print(p)

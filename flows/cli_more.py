@@ -26,10 +26,17 @@ def register(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> Non
     up.add_argument("--state-dir", type=Path, default=DEFAULT_STATE)
     up.add_argument("--detach", action="store_true", help="run in the background (pid file in the state dir)")
     up.add_argument("--clusters", default="isovalent-demo", help="comma-separated cluster names (default: %(default)s)")
-    up.add_argument("--profile", choices=["fresh", "default-addons", "no-servicemonitor-crd", "existing-nodegroup"],
-                    default="fresh", help="what the cluster looks like before the install")
-    up.add_argument("--realistic", action="store_true",
-                    help="realistic delays (nodegroup ~20 s, image pulls 1-3 s) instead of instant")
+    up.add_argument(
+        "--profile",
+        choices=["fresh", "default-addons", "no-servicemonitor-crd", "existing-nodegroup"],
+        default="fresh",
+        help="what the cluster looks like before the install",
+    )
+    up.add_argument(
+        "--realistic",
+        action="store_true",
+        help="realistic delays (nodegroup ~20 s, image pulls 1-3 s) instead of instant",
+    )
     up.set_defaults(func=cmd_sandbox_up)
     st = sbs.add_parser("status", help="show the running sandbox")
     st.add_argument("--state-dir", type=Path, default=DEFAULT_STATE)
@@ -59,8 +66,11 @@ def register(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> Non
     ins = sub.add_parser("install", help="run the install flow (install_stack)")
     common(ins)
     ins.add_argument("--stack", type=Path, help="a stack file to use instead of CONFIG_DIR/stack.yaml")
-    ins.add_argument("--sandbox", action="store_true",
-                     help="run against the local sandbox (uses a running one, or starts one for this run)")
+    ins.add_argument(
+        "--sandbox",
+        action="store_true",
+        help="run against the local sandbox (uses a running one, or starts one for this run)",
+    )
     ins.add_argument("--dry-run", action="store_true", help="discover, preflight and print the plan; change nothing")
     ins.add_argument("--output", choices=["table", "json"], default="table")
     ins.set_defaults(func=cmd_install)
@@ -79,8 +89,13 @@ def register(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> Non
 def cmd_sandbox_up(args: argparse.Namespace) -> int:
     from sandbox import control
 
-    return control.up(args.state_dir, [c.strip() for c in args.clusters.split(",") if c.strip()], args.profile,
-                      args.realistic, args.detach)
+    return control.up(
+        args.state_dir,
+        [c.strip() for c in args.clusters.split(",") if c.strip()],
+        args.profile,
+        args.realistic,
+        args.detach,
+    )
 
 
 def cmd_sandbox_status(args: argparse.Namespace) -> int:
@@ -104,8 +119,12 @@ def _control(state_dir: Path, method: str, path: str, body: dict[str, Any] | Non
     state = control.running(state_dir)
     if state is None:
         raise ConfigError("no sandbox is running", hint="start one with `eks-cilium sandbox up --detach`")
-    req = urllib.request.Request(state["control_url"] + path, method=method, data=json.dumps(body or {}).encode(),
-                                 headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(
+        state["control_url"] + path,
+        method=method,
+        data=json.dumps(body or {}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
     try:
         with urllib.request.urlopen(req, timeout=10) as r:
             return json.loads(r.read() or b"{}")
@@ -119,9 +138,18 @@ def cmd_sandbox_fault(args: argparse.Namespace) -> int:
             _control(args.state_dir, "DELETE", f"/_sandbox/clusters/{args.cluster}/faults")
             print("sandbox: fault rules cleared")
             return 0
-        rule = _control(args.state_dir, "POST", f"/_sandbox/clusters/{args.cluster}/faults",
-                        {"verb": args.verb, "resource": args.resource, "count": args.count, "status": args.status,
-                         "delay_seconds": args.delay})
+        rule = _control(
+            args.state_dir,
+            "POST",
+            f"/_sandbox/clusters/{args.cluster}/faults",
+            {
+                "verb": args.verb,
+                "resource": args.resource,
+                "count": args.count,
+                "status": args.status,
+                "delay_seconds": args.delay,
+            },
+        )
     except EksCiliumError as e:
         return _exit_error(e)
     print(f"sandbox: fault {rule['id']}: next {rule['count']} {rule['verb']} {rule['resource']} -> {rule['status']}")
@@ -137,8 +165,12 @@ def cmd_sandbox_pods(args: argparse.Namespace) -> int:
         selector = dict(kv.split("=", 1) for kv in args.selector.split(",") if "=" in kv)
         if not selector:
             raise ConfigError("--selector needs at least one label, e.g. k8s-app=cilium")
-        policy = _control(args.state_dir, "POST", f"/_sandbox/clusters/{args.cluster}/pod-policies",
-                          {"selector": selector, "mode": args.mode, "message": args.message})
+        policy = _control(
+            args.state_dir,
+            "POST",
+            f"/_sandbox/clusters/{args.cluster}/pod-policies",
+            {"selector": selector, "mode": args.mode, "message": args.message},
+        )
     except EksCiliumError as e:
         return _exit_error(e)
     print(f"sandbox: pods matching {policy['selector']} now {policy['mode']}")
@@ -178,7 +210,9 @@ def sandbox_session(args: argparse.Namespace, *, start: bool) -> Iterator[dict[s
     started_here = False
     if state is None:
         if not start:
-            raise ConfigError("no sandbox is running", hint="start one with `eks-cilium sandbox up --detach` (and install into it)")
+            raise ConfigError(
+                "no sandbox is running", hint="start one with `eks-cilium sandbox up --detach` (and install into it)"
+            )
         print("sandbox: starting one for this run", file=sys.stderr)
         state = control.start_detached(DEFAULT_STATE, ["isovalent-demo"])
         started_here = True
@@ -201,7 +235,9 @@ def cmd_install(args: argparse.Namespace) -> int:
     try:
         with sandbox_session(args, start=True) as patch:
             stack = _load_stack(args, patch)
-            options = RunOptions(config_dir=str(args.config_dir.resolve()), environment=args.environment, dry_run=args.dry_run)
+            options = RunOptions(
+                config_dir=str(args.config_dir.resolve()), environment=args.environment, dry_run=args.dry_run
+            )
             from tasks.adapters.aws import require_credentials
 
             require_credentials(stack.cluster.region)
@@ -233,8 +269,10 @@ def cmd_drift(args: argparse.Namespace) -> int:
 
             require_credentials(stack.cluster.region)
             mode = DriftMode.repair if args.repair else DriftMode.report
-            result = run_interruptibly(lambda: run_drift(stack, options, mode),
-                                       f"drift {mode.value} of {stack.cluster.name} ({stack.cluster.region})")
+            result = run_interruptibly(
+                lambda: run_drift(stack, options, mode),
+                f"drift {mode.value} of {stack.cluster.name} ({stack.cluster.region})",
+            )
     except EksCiliumError as e:
         if e.report is not None:  # a repair step failed: the after-repair report still comes out
             print_drift(e.report, args.output)
@@ -268,7 +306,10 @@ def print_result(result: dict[str, Any], output: str) -> None:
         print(json.dumps(result, indent=2, default=str))
         return
     if result.get("dry_run"):
-        print(f"Plan for {result['cluster']} ({result['region']}), endpoint {result['endpoint']} - dry run, nothing changed:")
+        print(
+            f"Plan for {result['cluster']} ({result['region']}), endpoint {result['endpoint']} - dry "
+            "run, nothing changed:"
+        )
         for s in result["plan"]:
             print(f"  {s['action']:<10} {s['step']:<28} {s['command']}")
             for c in s["changes"]:
@@ -289,12 +330,14 @@ def _exit_error(e: EksCiliumError) -> int:
     return 1
 
 
-
 # ---- unlock: the operators' way out of a cluster lock whose holder is gone for good ----------------------------
 def register_unlock(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
-    un = sub.add_parser("unlock", help="remove the cluster's lock (Lease kube-system/eks-cilium-lock) after showing its holder",
-                        description="Like `terraform force-unlock`: only for a lock whose run is gone for good (a dead "
-                                    "holder also loses the lock 60 s after its last renewal). Needs no Prefect server.")
+    un = sub.add_parser(
+        "unlock",
+        help="remove the cluster's lock (Lease kube-system/eks-cilium-lock) after showing its holder",
+        description="Like `terraform force-unlock`: only for a lock whose run is gone for good (a dead "
+        "holder also loses the lock 60 s after its last renewal). Needs no Prefect server.",
+    )
     common(un)
     un.add_argument("--confirm", required=True, metavar="CLUSTER", help="the stack's cluster name, to confirm")
     un.add_argument("--stack", type=Path, help="a stack file to use instead of CONFIG_DIR/stack.yaml")

@@ -29,8 +29,9 @@ def tighten(flow_names: tuple[str, ...] = PROJECT_FLOWS) -> list[str]:
             schema = dep.parameter_openapi_schema or {}
             if schema.get("additionalProperties") is False:
                 continue
-            client.update_deployment(dep.id, DeploymentUpdate(parameter_openapi_schema=strict_schema(schema),
-                                                             enforce_parameter_schema=True))
+            client.update_deployment(
+                dep.id, DeploymentUpdate(parameter_openapi_schema=strict_schema(schema), enforce_parameter_schema=True)
+            )
             done.append(dep.name)
     return done
 

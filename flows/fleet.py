@@ -25,8 +25,11 @@ class FleetAction(StrEnum):
     install = "install"
 
 
-DEPLOYMENTS = {FleetAction.check_drift: "check-drift/check-drift", FleetAction.repair: "check-drift/repair-drift",
-               FleetAction.install: "install-stack/install-stack"}
+DEPLOYMENTS = {
+    FleetAction.check_drift: "check-drift/check-drift",
+    FleetAction.repair: "check-drift/repair-drift",
+    FleetAction.install: "install-stack/install-stack",
+}
 
 
 class FleetMember(BaseModel):
@@ -34,7 +37,9 @@ class FleetMember(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    stack: Stack | None = Field(default=None, description="The cluster's stack; null = configs/stack.yaml with options.environment.")
+    stack: Stack | None = Field(
+        default=None, description="The cluster's stack; null = configs/stack.yaml with options.environment."
+    )
     options: RunOptions = Field(default_factory=RunOptions, description="Run options for this cluster.")
 
 
@@ -87,8 +92,13 @@ def transient_api_error(e: BaseException) -> bool:
 
 
 @flow(name="fleet", log_prints=False, validate_parameters=True)
-def fleet(members: list[FleetMember], action: FleetAction = FleetAction.check_drift, max_concurrent: int = 10,
-          timeout_seconds: int = 7200, deployment: str | None = None) -> dict[str, Any]:
+def fleet(
+    members: list[FleetMember],
+    action: FleetAction = FleetAction.check_drift,
+    max_concurrent: int = 10,
+    timeout_seconds: int = 7200,
+    deployment: str | None = None,
+) -> dict[str, Any]:
     """Run `action` for every member as its own deployment run, at most `max_concurrent` at a time."""
     logger = get_run_logger()
     name = deployment or DEPLOYMENTS[action]
@@ -105,12 +115,19 @@ def fleet(members: list[FleetMember], action: FleetAction = FleetAction.check_dr
         attempt = 0
         while True:
             try:
-                return run_deployment(name, parameters=member_parameters(member, action), timeout=timeout_seconds,
-                                      as_subflow=True, idempotency_key=key)
+                return run_deployment(
+                    name,
+                    parameters=member_parameters(member, action),
+                    timeout=timeout_seconds,
+                    as_subflow=True,
+                    idempotency_key=key,
+                )
             except Exception as e:
                 if attempt + 1 == API_ATTEMPTS or not transient_api_error(e):
                     raise
-                logger.warning("%s: Prefect API error (%s); retrying in %d s", member_name(member), e, API_RETRY_SECONDS[attempt])
+                logger.warning(
+                    "%s: Prefect API error (%s); retrying in %d s", member_name(member), e, API_RETRY_SECONDS[attempt]
+                )
                 time.sleep(API_RETRY_SECONDS[attempt])
                 attempt += 1
 
@@ -122,8 +139,14 @@ def fleet(members: list[FleetMember], action: FleetAction = FleetAction.check_dr
             try:
                 run = submit(member, key)
             except Exception as e:
-                return {"cluster": member_name(member), "run": "-", "state": "NOT_STARTED", "result": "error",
-                        "seconds": round(time.monotonic() - t0, 1), "message": f"could not run {name}: {e}"[:300]}
+                return {
+                    "cluster": member_name(member),
+                    "run": "-",
+                    "state": "NOT_STARTED",
+                    "result": "error",
+                    "seconds": round(time.monotonic() - t0, 1),
+                    "message": f"could not run {name}: {e}"[:300],
+                }
             state = run.state
             state_type = state.type.value if state else "UNKNOWN"
             message = (state.message or "") if state else ""
@@ -131,17 +154,33 @@ def fleet(members: list[FleetMember], action: FleetAction = FleetAction.check_dr
                 break
             # The worker could not start the run's process (e.g. the API answered 503 while it labelled the run):
             # none of the flow's code ran, so a fresh run is safe whatever the action.
-            logger.warning("%s: run %s never started (%s); submitting a new run", member_name(member), run.name, message[:200])
+            logger.warning(
+                "%s: run %s never started (%s); submitting a new run", member_name(member), run.name, message[:200]
+            )
             notes += f"resubmitted after {run.name} never started; "
-        return {"cluster": member_name(member), "run": run.name, "state": state_type, "result": classify(state_type, message),
-                "seconds": round(time.monotonic() - t0, 1), "message": (notes + message)[:300]}
+        return {
+            "cluster": member_name(member),
+            "run": run.name,
+            "state": state_type,
+            "result": classify(state_type, message),
+            "seconds": round(time.monotonic() - t0, 1),
+            "message": (notes + message)[:300],
+        }
 
     # Threads keep this run's context: the children are created as its subflows.
     rows = map_in_threads(lambda item: one(*item), list(enumerate(members)), max_workers=max_concurrent, name="fleet")
     counts = {k: sum(1 for r in rows if r["result"] == k) for k in ("ok", "drifted", "error")}
-    create_table_artifact(table=rows, key="fleet-summary", description=f"{action.value} for {len(rows)} cluster(s): {counts}")
+    create_table_artifact(
+        table=rows, key="fleet-summary", description=f"{action.value} for {len(rows)} cluster(s): {counts}"
+    )
     for r in rows:
-        (logger.info if r["result"] == "ok" else logger.warning)("%s: %s (%s, %.1f s) %s", r["cluster"], r["result"], r["run"],
-                                                                   r["seconds"], r["message"])
-    return {"action": action.value, "deployment": name, "rows": rows, "counts": counts,
-            "seconds": round(time.monotonic() - start, 1)}
+        (logger.info if r["result"] == "ok" else logger.warning)(
+            "%s: %s (%s, %.1f s) %s", r["cluster"], r["result"], r["run"], r["seconds"], r["message"]
+        )
+    return {
+        "action": action.value,
+        "deployment": name,
+        "rows": rows,
+        "counts": counts,
+        "seconds": round(time.monotonic() - start, 1),
+    }

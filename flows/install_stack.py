@@ -58,9 +58,11 @@ class VerificationFailed(PermanentError):
     def __init__(self, result: dict[str, Any]) -> None:
         self.result = result
         failed = [c for c in result.get("verification", {}).get("checks", []) if not c["ok"]]
-        super().__init__(f"{len(failed)} verification check(s) failed",
-                         observed="; ".join(f"{c['name']}: expected {c['expected']}, observed {c['observed']}" for c in failed),
-                         hint="see the verification artifact of this run; re-run the flow once the cause is fixed")
+        super().__init__(
+            f"{len(failed)} verification check(s) failed",
+            observed="; ".join(f"{c['name']}: expected {c['expected']}, observed {c['observed']}" for c in failed),
+            hint="see the verification artifact of this run; re-run the flow once the cause is fixed",
+        )
 
 
 def resolve_stack(stack: Stack | None, options: RunOptions) -> Stack:
@@ -81,7 +83,7 @@ def _wait_all(futures: list[PrefectFuture[Any]], scope: str) -> None:
             # A task whose upstream failed never reaches a final state (it stays Pending/NotReady), but its
             # thread does finish: the wrapped concurrent future tells when a task is over either way.
             wrapped = getattr(f, "wrapped_future", None)
-            if (wrapped.done() if wrapped is not None else f.state.is_final()):
+            if wrapped.done() if wrapped is not None else f.state.is_final():
                 f.wait(0)  # takes the final state from the finished thread, not from a possibly lagging API read
                 state = f.state
                 pending.remove(f)
@@ -106,8 +108,13 @@ def install_stack(stack: Stack | None = None, options: RunOptions = DEFAULT_OPTI
     stack = resolve_stack(stack, options)
     ctx = prepare_context(stack, options, PROJECT_ROOT)
     logger = get_run_logger()
-    logger.info("cluster %s in %s; releases %s; dry_run=%s", stack.cluster.name, stack.cluster.region,
-                ", ".join(f"{n} {r.version}" for n, r in stack.releases.items() if r.enabled), options.dry_run)
+    logger.info(
+        "cluster %s in %s; releases %s; dry_run=%s",
+        stack.cluster.name,
+        stack.cluster.region,
+        ", ".join(f"{n} {r.version}" for n, r in stack.releases.items() if r.enabled),
+        options.dry_run,
+    )
 
     try:
         validate_stack(ctx)
@@ -122,8 +129,9 @@ def install_stack(stack: Stack | None = None, options: RunOptions = DEFAULT_OPTI
         cleanup_context(ctx)
 
 
-def _install(ctx: Any, stack: Stack, options: RunOptions, cluster_f: PrefectFuture[Any],
-             access_f: PrefectFuture[Any]) -> dict[str, Any]:
+def _install(
+    ctx: Any, stack: Stack, options: RunOptions, cluster_f: PrefectFuture[Any], access_f: PrefectFuture[Any]
+) -> dict[str, Any]:
     logger = get_run_logger()
     rendered_f = render_values.submit(ctx, cluster_f, wait_for=[access_f])  # type: ignore[call-overload]
     repo_f = add_chart_repository.submit(ctx, wait_for=[rendered_f])
@@ -138,8 +146,10 @@ def _install(ctx: Any, stack: Stack, options: RunOptions, cluster_f: PrefectFutu
         return {**base, "dry_run": True, "ok": True, "plan": plan["steps"]}
 
     # Releases an interrupted or failed run left pending-* or failed: recover them first (preflight let them through).
-    recoveries = {name: plan_recovery(name, state.get("status"), state.get("revision"), state.get("last_deployed_revision"))
-                  for name, state in pre["releases"].items()}
+    recoveries = {
+        name: plan_recovery(name, state.get("status"), state.get("revision"), state.get("last_deployed_revision"))
+        for name, state in pre["releases"].items()
+    }
     recovered = [recover_release(ctx, r) for r in recoveries.values() if r is not None]
     cilium_name = stack.cilium[0]
     expected_nodes = rendered.nodegroup.desired_size
@@ -158,16 +168,25 @@ def _install(ctx: Any, stack: Stack, options: RunOptions, cluster_f: PrefectFutu
     ng = rendered.nodegroup
     # What each step is, in words, for the report of a run that stopped early (which steps it never reached).
     labels: list[tuple[PrefectFuture[Any], str]] = [
-        (cilium_f, f"helm install {cilium_name}"), (objects_f, "Cilium objects applied"),
-        (nodegroup_f, f"create nodegroup {ng.name}"), (active_f, f"nodegroup {ng.name} ACTIVE"),
-        (nodes_f, f"{ng.desired_size} nodes Ready")]
+        (cilium_f, f"helm install {cilium_name}"),
+        (objects_f, "Cilium objects applied"),
+        (nodegroup_f, f"create nodegroup {ng.name}"),
+        (active_f, f"nodegroup {ng.name} ACTIVE"),
+        (nodes_f, f"{ng.desired_size} nodes Ready"),
+    ]
     jobs = [w for w in cilium_rel.workloads if w.kind.value == "Job"]
     rollouts = [w for w in cilium_rel.workloads if w.kind.value != "Job"]
-    certs_f = [check_workload.submit(ctx, cilium_name, w.role, expected_nodes, wait_for=[cilium_f, nodes_f]) for w in jobs]
-    cilium_checks = [check_workload.submit(ctx, cilium_name, w.role, expected_nodes, wait_for=[*certs_f, cilium_f, nodes_f])
-                     for w in rollouts]
-    labels += [(f, f"{cilium_name}: {w.kind.value} {w.name}")
-               for f, w in zip([*certs_f, *cilium_checks], [*jobs, *rollouts], strict=True)]
+    certs_f = [
+        check_workload.submit(ctx, cilium_name, w.role, expected_nodes, wait_for=[cilium_f, nodes_f]) for w in jobs
+    ]
+    cilium_checks = [
+        check_workload.submit(ctx, cilium_name, w.role, expected_nodes, wait_for=[*certs_f, cilium_f, nodes_f])
+        for w in rollouts
+    ]
+    labels += [
+        (f, f"{cilium_name}: {w.kind.value} {w.name}")
+        for f, w in zip([*certs_f, *cilium_checks], [*jobs, *rollouts], strict=True)
+    ]
 
     others: list[PrefectFuture[Any]] = []
     installs = [cilium_f]
@@ -182,11 +201,27 @@ def _install(ctx: Any, stack: Stack, options: RunOptions, cluster_f: PrefectFutu
         installs.append(inst)
         checks = [check_workload.submit(ctx, name, w.role, expected_nodes, wait_for=[inst]) for w in rel.workloads]
         others += checks
-        labels += [(inst, f"helm install {name}"),
-                   *((f, f"{name}: {w.kind.value} {w.name}") for f, w in zip(checks, rel.workloads, strict=True))]
+        labels += [
+            (inst, f"helm install {name}"),
+            *((f, f"{name}: {w.kind.value} {w.name}") for f, w in zip(checks, rel.workloads, strict=True)),
+        ]
 
-    everything = [cluster_f, access_f, rendered_f, repo_f, pre_f, cilium_f, objects_f, nodegroup_f, active_f, nodes_f,
-                  *certs_f, *cilium_checks, *installs, *others]
+    everything = [
+        cluster_f,
+        access_f,
+        rendered_f,
+        repo_f,
+        pre_f,
+        cilium_f,
+        objects_f,
+        nodegroup_f,
+        active_f,
+        nodes_f,
+        *certs_f,
+        *cilium_checks,
+        *installs,
+        *others,
+    ]
     try:
         _wait_all(everything, str(ctx.workdir))
     except EksCiliumError as e:
@@ -195,17 +230,25 @@ def _install(ctx: Any, stack: Stack, options: RunOptions, cluster_f: PrefectFutu
         raise
 
     report = verify_stack(ctx, rendered)
-    result = {**base, "dry_run": False, "ok": report["ok"], "verification": report,
-              "releases": {r["release"]: r for r in (f.result() for f in installs)},
-              "nodegroup": nodegroup_f.result(), "timeline": ctx.timeline(), "recovered": recovered}
+    result = {
+        **base,
+        "dry_run": False,
+        "ok": report["ok"],
+        "verification": report,
+        "releases": {r["release"]: r for r in (f.result() for f in installs)},
+        "nodegroup": nodegroup_f.result(),
+        "timeline": ctx.timeline(),
+        "recovered": recovered,
+    }
     if not report["ok"]:
         raise VerificationFailed(result)
     logger.info("install complete: every verification check passed")
     return result
 
 
-def _attach_report(error: EksCiliumError, ctx: Any, rendered: Any, base: dict[str, Any],
-                   labels: list[tuple[PrefectFuture[Any], str]]) -> None:
+def _attach_report(
+    error: EksCiliumError, ctx: Any, rendered: Any, base: dict[str, Any], labels: list[tuple[PrefectFuture[Any], str]]
+) -> None:
     """Give a run that stopped early its verification report (`error.report`): the checks as observed now, which
     steps it never reached, and the error. Best effort: a cluster that cannot be read leaves the error alone."""
     not_reached = [label for f, label in labels if not f.state.is_final()]
@@ -214,8 +257,15 @@ def _attach_report(error: EksCiliumError, ctx: Any, rendered: Any, base: dict[st
     except Exception as e:  # the original error is what the user must see
         get_run_logger().warning("could not build the verification report after the failure: %s", e)
         return
-    error.report = {**base, "dry_run": False, "ok": False, "verification": report, "error": str(error),
-                    "not_reached": not_reached, "timeline": ctx.timeline()}
+    error.report = {
+        **base,
+        "dry_run": False,
+        "ok": False,
+        "verification": report,
+        "error": str(error),
+        "not_reached": not_reached,
+        "timeline": ctx.timeline(),
+    }
 
 
 def run_install(stack: Stack | None, options: RunOptions) -> dict[str, Any]:

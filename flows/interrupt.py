@@ -47,8 +47,13 @@ class _Interrupted:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, 1)
         os.dup2(devnull, 2)
-        os.write(err, (f"eks-cilium: interrupted ({name}): stopped the {self.what}; "
-                       "run the same command again to resume (it recovers what this run left half-done)\n").encode())
+        os.write(
+            err,
+            (
+                f"eks-cilium: interrupted ({name}): stopped the {self.what}; "
+                "run the same command again to resume (it recovers what this run left half-done)\n"
+            ).encode(),
+        )
         stop_everything_started(GRACE_SECONDS)
         os._exit(128 + signum)
 

@@ -41,8 +41,11 @@ class TeardownStep:
 def teardown_order(stack: Stack, nodegroup: str) -> list[TeardownStep]:
     """What a teardown removes, in order (pure): the DNS proxy and Tetragon, the nodegroup (its nodes need Cilium
     until they are gone), Cilium last."""
-    order = [TeardownStep("release", found[0]) for c in (Component.dnsproxy, Component.tetragon)
-             if (found := stack.release_for(c)) is not None]
+    order = [
+        TeardownStep("release", found[0])
+        for c in (Component.dnsproxy, Component.tetragon)
+        if (found := stack.release_for(c)) is not None
+    ]
     return [*order, TeardownStep("nodegroup", nodegroup), TeardownStep("release", stack.cilium[0])]
 
 
@@ -57,19 +60,33 @@ def plan_teardown(ctx: Ctx, order: list[TeardownStep]) -> list[dict[str, str]]:
             rel = ctx.stack.releases[s.name]
             live = live_release(ctx, s.name, rel)
             present = live is not None
-            detail = (f"helm uninstall {s.name} -n {rel.namespace} (chart {live['version']}, revision {live['revision']}, "
-                      f"{live['status']})" if live else f"release {s.name} is not installed")
+            detail = (
+                f"helm uninstall {s.name} -n {rel.namespace} (chart {live['version']}, revision {live['revision']}, "
+                f"{live['status']})"
+                if live
+                else f"release {s.name} is not installed"
+            )
         else:
             ng = ctx.aws().describe_nodegroup(ctx.stack.cluster.name, s.name)
             present = ng is not None
-            detail = (f"DeleteNodegroup {s.name} ({ng.get('status')}), then wait until it is gone" if ng
-                      else f"nodegroup {s.name} does not exist")
+            detail = (
+                f"DeleteNodegroup {s.name} ({ng.get('status')}), then wait until it is gone"
+                if ng
+                else f"nodegroup {s.name} does not exist"
+            )
         plan.append({"step": f"{s.kind} {s.name}", "action": "remove" if present else "absent", "detail": detail})
-    lines = [f"# Teardown plan for {ctx.stack.cluster.name} (dry run: nothing was changed)", "",
-             "| # | step | action | detail |", "|---|---|---|---|"]
+    lines = [
+        f"# Teardown plan for {ctx.stack.cluster.name} (dry run: nothing was changed)",
+        "",
+        "| # | step | action | detail |",
+        "|---|---|---|---|",
+    ]
     lines += [f"| {i} | {p['step']} | {p['action']} | {p['detail']} |" for i, p in enumerate(plan, 1)]
-    create_markdown_artifact(markdown="\n".join(lines), key=artifact_key("teardown-plan", ctx.stack.cluster.name),
-                             description=f"teardown dry run for {ctx.stack.cluster.name}")
+    create_markdown_artifact(
+        markdown="\n".join(lines),
+        key=artifact_key("teardown-plan", ctx.stack.cluster.name),
+        description=f"teardown dry run for {ctx.stack.cluster.name}",
+    )
     logger = get_run_logger()
     for p in plan:
         logger.info("teardown plan: %s -> %s (%s)", p["step"], p["action"], p["detail"])
@@ -81,7 +98,9 @@ def uninstall_release(ctx: Ctx, name: str) -> str:
     rel = ctx.stack.releases[name]
     if live_release(ctx, name, rel) is None:
         return f"release {name}: absent"
-    argv = helm_argv.uninstall(ctx.helm_binary, name, rel.namespace, timeout_seconds=rel.timeout_seconds, kubeconfig=ctx.kubeconfig)
+    argv = helm_argv.uninstall(
+        ctx.helm_binary, name, rel.namespace, timeout_seconds=rel.timeout_seconds, kubeconfig=ctx.kubeconfig
+    )
     try:
         ctx.helm().run(argv, what=f"uninstall release {name}", timeout=rel.timeout_seconds + 60)
     except CommandError as e:
@@ -104,12 +123,21 @@ def delete_nodegroup(ctx: Ctx, nodegroup: str) -> str:
         if ng is None:
             return Verdict(True, "deleted")
         if ng.get("status") == "DELETE_FAILED":
-            return Verdict(False, "DELETE_FAILED", failed=True,
-                           details=[f"{i.get('code')}: {i.get('message')}" for i in (ng.get("health") or {}).get("issues") or []])
+            return Verdict(
+                False,
+                "DELETE_FAILED",
+                failed=True,
+                details=[f"{i.get('code')}: {i.get('message')}" for i in (ng.get("health") or {}).get("issues") or []],
+            )
         return Verdict(False, str(ng.get("status")))
 
-    sense(ctx, f"nodegroup {nodegroup} deleted", probe, ctx.options.timeouts.nodegroup,
-          hint="check the nodegroup in the EKS console; instances may be protected or the ASG may be stuck")
+    sense(
+        ctx,
+        f"nodegroup {nodegroup} deleted",
+        probe,
+        ctx.options.timeouts.nodegroup,
+        hint="check the nodegroup in the EKS console; instances may be protected or the ASG may be stuck",
+    )
     return f"nodegroup {nodegroup}: deleted"
 
 
@@ -118,8 +146,11 @@ def teardown_stack(confirm: str, stack: Stack | None = None, options: RunOptions
     """Remove DNS proxy, Tetragon, the nodegroup and Cilium (in that order). `confirm` must be the cluster name."""
     stack = resolve_stack(stack, options)
     if confirm != stack.cluster.name:
-        raise ConfigError(f"teardown of {stack.cluster.name} was not confirmed", observed=f"confirm={confirm!r}",
-                          hint=f"pass confirm={stack.cluster.name!r} to remove the stack from this cluster")
+        raise ConfigError(
+            f"teardown of {stack.cluster.name} was not confirmed",
+            observed=f"confirm={confirm!r}",
+            hint=f"pass confirm={stack.cluster.name!r} to remove the stack from this cluster",
+        )
     ctx = prepare_context(stack, options, PROJECT_ROOT)
     try:
         validate_stack(ctx)
@@ -130,11 +161,17 @@ def teardown_stack(confirm: str, stack: Stack | None = None, options: RunOptions
         if options.dry_run:
             # A dry run changes nothing, so it takes no lock: it reports what a teardown would remove, in order.
             plan = plan_teardown(ctx, order)
-            return {"cluster": stack.cluster.name, "region": stack.cluster.region, "dry_run": True, "plan": plan,
-                    "actions": []}
+            return {
+                "cluster": stack.cluster.name,
+                "region": stack.cluster.region,
+                "dry_run": True,
+                "plan": plan,
+                "actions": [],
+            }
         with cluster_lock(stack, ctx.kubeconfig, options.lock_wait_seconds):  # a Lease in the cluster: access first
-            done = [uninstall_release(ctx, s.name) if s.kind == "release" else delete_nodegroup(ctx, s.name)
-                    for s in order]
+            done = [
+                uninstall_release(ctx, s.name) if s.kind == "release" else delete_nodegroup(ctx, s.name) for s in order
+            ]
         get_run_logger().info("teardown of %s: %s", stack.cluster.name, "; ".join(done))
         return {"cluster": stack.cluster.name, "region": stack.cluster.region, "dry_run": False, "actions": done}
     finally:

@@ -80,7 +80,9 @@ class AwsSandbox:
         # moto keeps its backends per process: a second sandbox in the same process starts from a clean account.
         import urllib.request
 
-        urllib.request.urlopen(urllib.request.Request(self.endpoint_url + "/moto-api/reset", method="POST"), timeout=10).read()
+        urllib.request.urlopen(
+            urllib.request.Request(self.endpoint_url + "/moto-api/reset", method="POST"), timeout=10
+        ).read()
         return self.endpoint_url
 
     def stop(self) -> None:
@@ -91,8 +93,14 @@ class AwsSandbox:
     def client(self, service: str) -> Any:
         import boto3
 
-        return boto3.client(service, region_name=self.region, endpoint_url=self.endpoint_url,
-                            aws_access_key_id="testing", aws_secret_access_key="testing", aws_session_token="testing")
+        return boto3.client(
+            service,
+            region_name=self.region,
+            endpoint_url=self.endpoint_url,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            aws_session_token="testing",
+        )
 
     def backend(self) -> Any:
         from moto.eks.models import eks_backends
@@ -117,13 +125,19 @@ class AwsSandbox:
         igw = ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
         ec2.attach_internet_gateway(InternetGatewayId=igw, VpcId=vpc)
         subnets: dict[str, list[str]] = {"private": [], "public": []}
-        layout = [("private", "10.0.0.0/19", "us-east-1a"), ("private", "10.0.32.0/19", "us-east-1b"),
-                  ("public", "10.0.64.0/19", "us-east-1a"), ("public", "10.0.96.0/19", "us-east-1b")]
+        layout = [
+            ("private", "10.0.0.0/19", "us-east-1a"),
+            ("private", "10.0.32.0/19", "us-east-1b"),
+            ("public", "10.0.64.0/19", "us-east-1a"),
+            ("public", "10.0.96.0/19", "us-east-1b"),
+        ]
         for kind, cidr, az in layout:
             sid = ec2.create_subnet(VpcId=vpc, CidrBlock=cidr, AvailabilityZone=az)["Subnet"]["SubnetId"]
             role_tag = "kubernetes.io/role/internal-elb" if kind == "private" else "kubernetes.io/role/elb"
-            ec2.create_tags(Resources=[sid], Tags=[{"Key": role_tag, "Value": "1"},
-                                                   {"Key": "Name", "Value": f"isovalent-demo-{kind}-{az}"}])
+            ec2.create_tags(
+                Resources=[sid],
+                Tags=[{"Key": role_tag, "Value": "1"}, {"Key": "Name", "Value": f"isovalent-demo-{kind}-{az}"}],
+            )
             subnets[kind].append(sid)
         public_rt = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
         ec2.create_route(RouteTableId=public_rt, DestinationCidrBlock="0.0.0.0/0", GatewayId=igw)
@@ -141,33 +155,50 @@ class AwsSandbox:
         import json
 
         def role(name: str, service: str) -> str:
-            doc = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": service},
-                                                           "Action": "sts:AssumeRole"}]}
+            doc = {
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}],
+            }
             try:
                 return iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(doc))["Role"]["Arn"]
             except iam.exceptions.EntityAlreadyExistsException:
                 return iam.get_role(RoleName=name)["Role"]["Arn"]
 
-        return {"cluster": role(f"{cluster}-cluster-role", "eks.amazonaws.com"),
-                "node": role(f"{cluster}-node-role", "ec2.amazonaws.com")}
+        return {
+            "cluster": role(f"{cluster}-cluster-role", "eks.amazonaws.com"),
+            "node": role(f"{cluster}-node-role", "ec2.amazonaws.com"),
+        }
 
-    def create_cluster(self, name: str, network: dict[str, Any], behaviour: ClusterBehaviour | None = None) -> dict[str, Any]:
+    def create_cluster(
+        self, name: str, network: dict[str, Any], behaviour: ClusterBehaviour | None = None
+    ) -> dict[str, Any]:
         self.behaviours[name] = behaviour or ClusterBehaviour()
         roles = self.create_roles(name)
         eks = self.client("eks")
         cluster = eks.create_cluster(
-            name=name, version="1.33", roleArn=roles["cluster"],
-            resourcesVpcConfig={"subnetIds": network["subnets"]["private"] + network["subnets"]["public"],
-                                "endpointPublicAccess": True, "endpointPrivateAccess": True},
+            name=name,
+            version="1.33",
+            roleArn=roles["cluster"],
+            resourcesVpcConfig={
+                "subnetIds": network["subnets"]["private"] + network["subnets"]["public"],
+                "endpointPublicAccess": True,
+                "endpointPrivateAccess": True,
+            },
             tags={"created-by": "eks-cilium-sandbox"},
         )["cluster"]
         return {"cluster": cluster, "roles": roles}
 
-    def create_preexisting_nodegroup(self, cluster: str, network: dict[str, Any], name: str = "legacy", desired: int = 1) -> None:
+    def create_preexisting_nodegroup(
+        self, cluster: str, network: dict[str, Any], name: str = "legacy", desired: int = 1
+    ) -> None:
         roles = self.create_roles(cluster)
-        self.client("eks").create_nodegroup(clusterName=cluster, nodegroupName=name, nodeRole=roles["node"],
-                                            subnets=network["subnets"]["private"],
-                                            scalingConfig={"minSize": desired, "maxSize": desired, "desiredSize": desired})
+        self.client("eks").create_nodegroup(
+            clusterName=cluster,
+            nodegroupName=name,
+            nodeRole=roles["node"],
+            subnets=network["subnets"]["private"],
+            scalingConfig={"minSize": desired, "maxSize": desired, "desiredSize": desired},
+        )
 
     # ---- nodegroup lifecycle (called from the emulator's loop) ----------------------------------------------
     def nodegroups_of(self, cluster: str) -> list[dict[str, Any]]:
@@ -181,9 +212,16 @@ class AwsSandbox:
                 if ng.status == "DELETING":
                     continue  # a failed nodegroup keeps its instances, as in EKS; only deletion removes them
                 created = self.nodegroup_created.setdefault((cluster, ng.nodegroup_name), time.time())
-                out.append({"name": ng.nodegroup_name, "desired": int(ng.scaling_config.get("desiredSize", 0)),
-                            "instance_type": (ng.instance_types or ["m5.large"])[0], "labels": dict(ng.labels or {}),
-                            "taints": list(ng.taints or []), "created_at": created})
+                out.append(
+                    {
+                        "name": ng.nodegroup_name,
+                        "desired": int(ng.scaling_config.get("desiredSize", 0)),
+                        "instance_type": (ng.instance_types or ["m5.large"])[0],
+                        "labels": dict(ng.labels or {}),
+                        "taints": list(ng.taints or []),
+                        "created_at": created,
+                    }
+                )
             return out
 
     def report_ready(self, cluster: str, ready: dict[str, int]) -> None:
@@ -213,8 +251,15 @@ class AwsSandbox:
     @staticmethod
     def _fail(ng: Any, status: str, nb: NodegroupBehaviour) -> None:
         ng.status = status
-        ng.health = {"issues": [{"code": nb.issue_code, "message": nb.issue_message,
-                                 "resourceIds": [f"i-{ng.uuid.replace('-', '')[:17]}"]}]}
+        ng.health = {
+            "issues": [
+                {
+                    "code": nb.issue_code,
+                    "message": nb.issue_message,
+                    "resourceIds": [f"i-{ng.uuid.replace('-', '')[:17]}"],
+                }
+            ]
+        }
 
 
 _PATCHED: list[AwsSandbox] = []
@@ -248,8 +293,11 @@ def _patch_moto(sandbox: AwsSandbox) -> None:
         if fault is not None:
             import json as _json
 
-            return fault.status, {"Content-Type": "application/json", "x-amzn-ErrorType": fault.code}, \
-                _json.dumps({"__type": fault.code, "message": fault.message})
+            return (
+                fault.status,
+                {"Content-Type": "application/json", "x-amzn-ErrorType": fault.code},
+                _json.dumps({"__type": fault.code, "message": fault.message}),
+            )
         return original_call_action(self)
 
     EKSResponse.call_action = call_action  # type: ignore[method-assign,assignment]

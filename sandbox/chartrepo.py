@@ -41,14 +41,25 @@ class ChartRepo:
         meta, tgz = package_chart(src)
         fname = f"{meta['name']}-{meta['version']}.tgz"
         self.archives[fname] = tgz
-        entry = {**meta, "urls": [fname], "digest": hashlib.sha256(tgz).hexdigest(),
-                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        entry = {
+            **meta,
+            "urls": [fname],
+            "digest": hashlib.sha256(tgz).hexdigest(),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
         self.entries.setdefault(meta["name"], [])
-        self.entries[meta["name"]] = [e for e in self.entries[meta["name"]] if e["version"] != meta["version"]] + [entry]
+        self.entries[meta["name"]] = [e for e in self.entries[meta["name"]] if e["version"] != meta["version"]] + [
+            entry
+        ]
 
     def index_yaml(self) -> str:
-        return yaml.safe_dump({"apiVersion": "v1", "entries": self.entries,
-                               "generated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+        return yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "entries": self.entries,
+                "generated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            }
+        )
 
 
 def basic_auth_ok(header: str | None, auth: tuple[str, str] | None) -> bool:

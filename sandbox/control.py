@@ -32,8 +32,12 @@ def _config(state_dir: Path, clusters: list[str], profile: str, realistic: bool)
     prof = PROFILES[profile]
     sim = SimConfig()
     if realistic:
-        sim = SimConfig(pod_start_seconds=(1.0, 3.0), node_join_seconds=15.0, node_ready_seconds=1.0, job_run_seconds=2.0)
-        prof = ClusterProfile(**{**prof.__dict__, "nodegroup": NodegroupBehaviour(active_after_seconds=20.0, fail_after_seconds=300.0)})
+        sim = SimConfig(
+            pod_start_seconds=(1.0, 3.0), node_join_seconds=15.0, node_ready_seconds=1.0, job_run_seconds=2.0
+        )
+        prof = ClusterProfile(
+            **{**prof.__dict__, "nodegroup": NodegroupBehaviour(active_after_seconds=20.0, fail_after_seconds=300.0)}
+        )
     return SandboxConfig(clusters=clusters, profile=prof, sim=sim, state_dir=state_dir)
 
 
@@ -72,8 +76,11 @@ def clean(state_dir: Path) -> None:
 def helm_homes(state_dir: Path) -> dict[str, str]:
     """helm's repository config for sandbox runs lives in the state dir, so the user's own repos stay untouched."""
     base = state_dir.resolve() / "helm"
-    return {"HELM_CONFIG_HOME": str(base / "config"), "HELM_CACHE_HOME": str(base / "cache"),
-            "HELM_DATA_HOME": str(base / "data")}
+    return {
+        "HELM_CONFIG_HOME": str(base / "config"),
+        "HELM_CACHE_HOME": str(base / "cache"),
+        "HELM_DATA_HOME": str(base / "data"),
+    }
 
 
 def serve(state_dir: Path, clusters: list[str], profile: str, realistic: bool) -> int:
@@ -116,16 +123,31 @@ def up(state_dir: Path, clusters: list[str], profile: str, realistic: bool, deta
     return 0
 
 
-def start_detached(state_dir: Path, clusters: list[str], profile: str = "fresh", realistic: bool = False,
-                   timeout: float = 90.0) -> dict[str, Any]:
+def start_detached(
+    state_dir: Path, clusters: list[str], profile: str = "fresh", realistic: bool = False, timeout: float = 90.0
+) -> dict[str, Any]:
     existing = running(state_dir)
     if existing:
         return existing
     state_dir.mkdir(parents=True, exist_ok=True)
     log = (state_dir.parent / f"{state_dir.name}.log").open("w")
-    cmd = [sys.executable, "-m", "sandbox.control", str(state_dir), ",".join(clusters), profile, "1" if realistic else "0"]
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-                            cwd=str(Path(__file__).resolve().parent.parent))
+    cmd = [
+        sys.executable,
+        "-m",
+        "sandbox.control",
+        str(state_dir),
+        ",".join(clusters),
+        profile,
+        "1" if realistic else "0",
+    ]
+    proc = subprocess.Popen(
+        cmd,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+        cwd=str(Path(__file__).resolve().parent.parent),
+    )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if (state_dir / "ready").exists():
@@ -147,8 +169,10 @@ def status(state_dir: Path) -> int:
     st = state["status"]
     print(f"sandbox: running (pid {state['pid']}), AWS {st['aws_endpoint']}, charts {st['chart_repo']}")
     for name, c in st["clusters"].items():
-        print(f"  cluster {name}: port {c['port']}, {c['ready_nodes']}/{c['nodes']} nodes Ready, {c['objects']} objects, "
-              f"{c['requests']} requests, {len(c['faults'])} fault rule(s), {len(c['pod_policies'])} pod polic(y/ies)")
+        print(
+            f"  cluster {name}: port {c['port']}, {c['ready_nodes']}/{c['nodes']} nodes Ready, {c['objects']} objects, "
+            f"{c['requests']} requests, {len(c['faults'])} fault rule(s), {len(c['pod_policies'])} pod polic(y/ies)"
+        )
     print(f"  env file: {state_dir / 'sandbox.env'}")
     return 0
 

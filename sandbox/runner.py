@@ -28,13 +28,29 @@ from sandbox.tls import make_certs
 
 STATIC_TOKEN = "sandbox-admin-token"
 SERVICEMONITOR_CRD = {
-    "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+    "apiVersion": "apiextensions.k8s.io/v1",
+    "kind": "CustomResourceDefinition",
     "metadata": {"name": "servicemonitors.monitoring.coreos.com"},
-    "spec": {"group": "monitoring.coreos.com", "scope": "Namespaced",
-             "names": {"kind": "ServiceMonitor", "listKind": "ServiceMonitorList", "plural": "servicemonitors",
-                       "singular": "servicemonitor", "shortNames": ["smon"], "categories": ["prometheus-operator"]},
-             "versions": [{"name": "v1", "served": True, "storage": True,
-                           "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}}]},
+    "spec": {
+        "group": "monitoring.coreos.com",
+        "scope": "Namespaced",
+        "names": {
+            "kind": "ServiceMonitor",
+            "listKind": "ServiceMonitorList",
+            "plural": "servicemonitors",
+            "singular": "servicemonitor",
+            "shortNames": ["smon"],
+            "categories": ["prometheus-operator"],
+        },
+        "versions": [
+            {
+                "name": "v1",
+                "served": True,
+                "storage": True,
+                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},
+            }
+        ],
+    },
 }
 
 
@@ -151,8 +167,11 @@ class Sandbox:
 
     def _create_cluster(self, name: str) -> None:
         profile = self.config.profile
-        behaviour = ClusterBehaviour(creating_polls=profile.creating_polls, nodegroup=profile.nodegroup,
-                                     addons=["vpc-cni", "kube-proxy", "coredns"] if profile.default_addons else ["coredns"])
+        behaviour = ClusterBehaviour(
+            creating_polls=profile.creating_polls,
+            nodegroup=profile.nodegroup,
+            addons=["vpc-cni", "kube-proxy", "coredns"] if profile.default_addons else ["coredns"],
+        )
         self.aws.create_cluster(name, self.network, behaviour)
         handle = self.clusters[name]
         cluster = self.aws.backend().clusters[name]
@@ -166,6 +185,7 @@ class Sandbox:
 
     def stop(self) -> None:
         if self.loop is not None:
+
             async def shutdown() -> None:
                 for h in self.clusters.values():
                     await h.controllers.stop()
@@ -206,7 +226,9 @@ class Sandbox:
         ready: dict[str, int] = {}
         for n in handle.emulator.store.list(("", "nodes")):
             group = (n["metadata"].get("labels") or {}).get("eks.amazonaws.com/nodegroup")
-            if group and any(c["type"] == "Ready" and c["status"] == "True" for c in n.get("status", {}).get("conditions") or []):
+            if group and any(
+                c["type"] == "Ready" and c["status"] == "True" for c in n.get("status", {}).get("conditions") or []
+            ):
                 ready[group] = ready.get(group, 0) + 1
         self.aws.report_ready(handle.name, ready)
 
@@ -216,45 +238,84 @@ class Sandbox:
         rt = emu.registry.by_kind("apps/v1", "DaemonSet")
         assert rt is not None
         for name, image in (("aws-node", "amazon-k8s-cni:v1.19.2"), ("kube-proxy", "kube-proxy:v1.33.0-eksbuild.1")):
-            emu.create_object(rt, {"metadata": {"name": name, "namespace": "kube-system", "labels": {"k8s-app": name}},
-                                   "spec": {"selector": {"matchLabels": {"k8s-app": name}},
-                                            "template": {"metadata": {"labels": {"k8s-app": name}},
-                                                         "spec": {"hostNetwork": True, "tolerations": [{"operator": "Exists"}],
-                                                                  "containers": [{"name": name, "image": image}]}}}},
-                              "kube-system")
+            emu.create_object(
+                rt,
+                {
+                    "metadata": {"name": name, "namespace": "kube-system", "labels": {"k8s-app": name}},
+                    "spec": {
+                        "selector": {"matchLabels": {"k8s-app": name}},
+                        "template": {
+                            "metadata": {"labels": {"k8s-app": name}},
+                            "spec": {
+                                "hostNetwork": True,
+                                "tolerations": [{"operator": "Exists"}],
+                                "containers": [{"name": name, "image": image}],
+                            },
+                        },
+                    },
+                },
+                "kube-system",
+            )
 
     def _write_kubeconfig(self, handle: ClusterHandle) -> None:
         """A kubeconfig for people poking at the sandbox with kubectl (static token; the flows build their own)."""
-        cfg = {"apiVersion": "v1", "kind": "Config", "current-context": handle.name,
-               "clusters": [{"name": handle.name, "cluster": {"server": f"https://127.0.0.1:{handle.port}",
-                                                                "certificate-authority": str((self.config.state_dir / "pki" / "ca.crt").resolve())}}],
-               "users": [{"name": "sandbox-admin", "user": {"token": STATIC_TOKEN}}],
-               "contexts": [{"name": handle.name, "context": {"cluster": handle.name, "user": "sandbox-admin"}}]}
+        cfg = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "current-context": handle.name,
+            "clusters": [
+                {
+                    "name": handle.name,
+                    "cluster": {
+                        "server": f"https://127.0.0.1:{handle.port}",
+                        "certificate-authority": str((self.config.state_dir / "pki" / "ca.crt").resolve()),
+                    },
+                }
+            ],
+            "users": [{"name": "sandbox-admin", "user": {"token": STATIC_TOKEN}}],
+            "contexts": [{"name": handle.name, "context": {"cluster": handle.name, "user": "sandbox-admin"}}],
+        }
         handle.kubeconfig.touch(mode=0o600)
         handle.kubeconfig.write_text(yaml.safe_dump(cfg))
 
     def env(self) -> dict[str, str]:
         """What a process needs to use this sandbox: AWS endpoint and fake credentials, chart repo, control URL."""
         first = next(iter(self.clusters.values()))
-        return {**FAKE_CREDENTIALS, "AWS_ENDPOINT_URL": self.aws.endpoint_url, "AWS_REGION": self.config.region,
-                "AWS_DEFAULT_REGION": self.config.region, "EKS_CILIUM_CHART_REPO_URL": self.chart_repo_url,
-                "EKS_CILIUM_SANDBOX_CONTROL": self.control_url, "KUBECONFIG": str(first.kubeconfig.resolve())}
+        return {
+            **FAKE_CREDENTIALS,
+            "AWS_ENDPOINT_URL": self.aws.endpoint_url,
+            "AWS_REGION": self.config.region,
+            "AWS_DEFAULT_REGION": self.config.region,
+            "EKS_CILIUM_CHART_REPO_URL": self.chart_repo_url,
+            "EKS_CILIUM_SANDBOX_CONTROL": self.control_url,
+            "KUBECONFIG": str(first.kubeconfig.resolve()),
+        }
 
     def write_env(self) -> Path:
         path = self.config.state_dir / "sandbox.env"
         path.touch(mode=0o600)
         path.write_text("".join(f"export {k}={v}\n" for k, v in self.env().items()))
-        state = {"pid": os.getpid(), "started": time.time(), "control_url": self.control_url, "env": self.env(),
-                 "clusters": {n: {"port": h.port, "kubeconfig": str(h.kubeconfig.resolve())} for n, h in self.clusters.items()}}
+        state = {
+            "pid": os.getpid(),
+            "started": time.time(),
+            "control_url": self.control_url,
+            "env": self.env(),
+            "clusters": {
+                n: {"port": h.port, "kubeconfig": str(h.kubeconfig.resolve())} for n, h in self.clusters.items()
+            },
+        }
         (self.config.state_dir / "state.json").write_text(json.dumps(state, indent=2))
         return path
 
     # ---- control API -------------------------------------------------------------------------------------------
     def _control_routes(self, app: web.Application) -> None:
         r = app.router
+
         async def index(request: web.Request) -> web.Response:
             if not basic_auth_ok(request.headers.get("Authorization"), self.repo.auth):
-                return web.Response(status=401, text="unauthorized", headers={"WWW-Authenticate": 'Basic realm="charts"'})
+                return web.Response(
+                    status=401, text="unauthorized", headers={"WWW-Authenticate": 'Basic realm="charts"'}
+                )
             return web.Response(text=self.repo.index_yaml(), content_type="text/yaml")
 
         r.add_get("/charts/index.yaml", index)
@@ -288,11 +349,18 @@ class Sandbox:
         out = {}
         for name, h in self.clusters.items():
             nodes = h.emulator.store.list(("", "nodes"))
-            out[name] = {"port": h.port, "requests": h.emulator.request_count, "objects": sum(len(b) for b in h.emulator.store.objects.values()),
-                         "nodes": len(nodes), "ready_nodes": sum(1 for n in nodes if node_ready(n)),
-                         "faults": [asdict(f) for f in h.emulator.faults if f.count != 0],
-                         "pod_policies": [asdict(p) for p in h.controllers.config.pod_policies]}
-        return web.json_response({"clusters": out, "aws_endpoint": self.aws.endpoint_url, "chart_repo": self.chart_repo_url})
+            out[name] = {
+                "port": h.port,
+                "requests": h.emulator.request_count,
+                "objects": sum(len(b) for b in h.emulator.store.objects.values()),
+                "nodes": len(nodes),
+                "ready_nodes": sum(1 for n in nodes if node_ready(n)),
+                "faults": [asdict(f) for f in h.emulator.faults if f.count != 0],
+                "pod_policies": [asdict(p) for p in h.controllers.config.pod_policies],
+            }
+        return web.json_response(
+            {"clusters": out, "aws_endpoint": self.aws.endpoint_url, "chart_repo": self.chart_repo_url}
+        )
 
     async def _add_fault(self, request: web.Request) -> web.Response:
         h = self._handle(request)
@@ -335,8 +403,13 @@ class Sandbox:
         for key in ("allowed", "reject_tokens", "token_ttl_seconds"):
             if key in body:
                 setattr(access, key, body[key])
-        return web.json_response({"allowed": access.allowed, "reject_tokens": access.reject_tokens,
-                                  "token_ttl_seconds": access.token_ttl_seconds})
+        return web.json_response(
+            {
+                "allowed": access.allowed,
+                "reject_tokens": access.reject_tokens,
+                "token_ttl_seconds": access.token_ttl_seconds,
+            }
+        )
 
     async def _aws_behaviour(self, request: web.Request) -> web.Response:
         name = self._handle(request).name
@@ -351,7 +424,9 @@ class Sandbox:
             setattr(beh.nodegroup, key, value)
         for fault in body.get("faults") or []:
             self.aws.faults.append(AwsFault(**fault))
-        return web.json_response({"creating_polls": beh.creating_polls, "addons": beh.addons, "nodegroup": asdict(beh.nodegroup)})
+        return web.json_response(
+            {"creating_polls": beh.creating_polls, "addons": beh.addons, "nodegroup": asdict(beh.nodegroup)}
+        )
 
     async def _requests(self, request: web.Request) -> web.Response:
         h = self._handle(request)

@@ -57,8 +57,9 @@ def main() -> int:
     if not helm.exists():
         os.symlink("helm3", helm)
     for name in ("helm3", "helm4", "kubectl"):
-        out = subprocess.run([str(BIN / name), "version", "--client" if name == "kubectl" else "--short"],
-                             capture_output=True, text=True)
+        out = subprocess.run(
+            [str(BIN / name), "version", "--client" if name == "kubectl" else "--short"], capture_output=True, text=True
+        )
         first = (out.stdout or out.stderr).strip().splitlines()[:1]
         print(f"install_tools: {name}: {first[0] if first else 'unknown'}")
     return 0

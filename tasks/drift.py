@@ -38,13 +38,21 @@ def release_drift(name: str, version: str, live: dict[str, Any] | None, desired:
         diffs.append(f"chart version: live {live.get('version')} -> desired {version}")
     diffs += [str(d) for d in diff_values(live.get("config") or {}, desired)]
     if live.get("status") != "deployed":
-        return DriftItem(check, BROKEN, f"status {live.get('status')} (revision {live.get('revision')})", diffs, f"release:{name}")
+        return DriftItem(
+            check, BROKEN, f"status {live.get('status')} (revision {live.get('revision')})", diffs, f"release:{name}"
+        )
     if diffs:
-        return DriftItem(check, DRIFTED, f"{len(diffs)} difference(s) from the desired chart and values", diffs, f"release:{name}")
-    return DriftItem(check, OK, f"deployed, chart {live.get('version')}, values as desired (revision {live.get('revision')})")
+        return DriftItem(
+            check, DRIFTED, f"{len(diffs)} difference(s) from the desired chart and values", diffs, f"release:{name}"
+        )
+    return DriftItem(
+        check, OK, f"deployed, chart {live.get('version')}, values as desired (revision {live.get('revision')})"
+    )
 
 
-def workload_drift(release: str, kind: str, name: str, verdict: readiness.Verdict, *, ttl_noise: bool = False) -> DriftItem:
+def workload_drift(
+    release: str, kind: str, name: str, verdict: readiness.Verdict, *, ttl_noise: bool = False
+) -> DriftItem:
     check = f"{release}: {kind} {name}"
     if verdict.ready:
         return DriftItem(check, OK, verdict.summary)
@@ -55,8 +63,12 @@ def workload_drift(release: str, kind: str, name: str, verdict: readiness.Verdic
 
 def nodes_drift(ready: int, registered: int, desired: int) -> DriftItem:
     status = OK if ready == desired and registered == desired else (DRIFTED if ready >= 1 else BROKEN)
-    return DriftItem("nodes", status, f"{ready} Ready of {registered} registered, nodegroup desires {desired}",
-                     [] if status == OK else [f"nodes: live {registered} ({ready} Ready) -> desired {desired}"])
+    return DriftItem(
+        "nodes",
+        status,
+        f"{ready} Ready of {registered} registered, nodegroup desires {desired}",
+        [] if status == OK else [f"nodes: live {registered} ({ready} Ready) -> desired {desired}"],
+    )
 
 
 def nodegroup_drift(plan: NodegroupPlan, live: dict[str, Any] | None) -> DriftItem:
@@ -68,8 +80,13 @@ def nodegroup_drift(plan: NodegroupPlan, live: dict[str, Any] | None) -> DriftIt
         return DriftItem(check, BROKEN, f"status {live.get('status')}", diffs)
     if diffs:
         scaling_only = all(d.startswith("scalingConfig.") for d in diffs)
-        return DriftItem(check, DRIFTED, f"{len(diffs)} difference(s) from configs/nodegroup.yaml", diffs,
-                         "nodegroup:scale" if scaling_only else None)
+        return DriftItem(
+            check,
+            DRIFTED,
+            f"{len(diffs)} difference(s) from configs/nodegroup.yaml",
+            diffs,
+            "nodegroup:scale" if scaling_only else None,
+        )
     return DriftItem(check, OK, f"ACTIVE, {plan.desired_size} x {','.join(plan.instance_types)} as desired")
 
 
@@ -91,22 +108,38 @@ def cni_drift(addons: list[str] | None, daemonsets: list[str]) -> DriftItem:
     if not bad_addons and not bad_ds:
         return DriftItem("CNI conflicts", OK, "no aws-node / kube-proxy, no vpc-cni / kube-proxy add-ons")
     diffs = [f"kube-system/{d}: live present -> desired absent" for d in bad_ds]
-    diffs += [f"EKS add-on {a}: live installed -> desired absent (remove with `aws eks delete-addon`)" for a in bad_addons]
-    return DriftItem("CNI conflicts", BROKEN, "conflicting CNI components are back", diffs,
-                     "cni:daemonsets" if bad_ds and not bad_addons else None)
+    diffs += [
+        f"EKS add-on {a}: live installed -> desired absent (remove with `aws eks delete-addon`)" for a in bad_addons
+    ]
+    return DriftItem(
+        "CNI conflicts",
+        BROKEN,
+        "conflicting CNI components are back",
+        diffs,
+        "cni:daemonsets" if bad_ds and not bad_addons else None,
+    )
 
 
 def summary(items: list[DriftItem]) -> dict[str, Any]:
     counts = {s: sum(1 for i in items if i.status == s) for s in (OK, DRIFTED, BROKEN)}
-    return {"clean": counts[DRIFTED] == 0 and counts[BROKEN] == 0, **counts,
-            "problems": [f"{i.check}: {i.status}: {i.detail}" for i in items if not i.ok]}
+    return {
+        "clean": counts[DRIFTED] == 0 and counts[BROKEN] == 0,
+        **counts,
+        "problems": [f"{i.check}: {i.status}: {i.detail}" for i in items if not i.ok],
+    }
 
 
 def markdown(title: str, items: list[DriftItem]) -> str:
     s = summary(items)
     icon = {OK: "✅", DRIFTED: "🟠", BROKEN: "❌"}
-    lines = [f"# {title}", "", f"**{'No drift' if s['clean'] else 'Drift detected'}**: {s[OK]} ok, {s[DRIFTED]} drifted, "
-             f"{s[BROKEN]} broken", "", "| | check | status | detail |", "|---|---|---|---|"]
+    lines = [
+        f"# {title}",
+        "",
+        f"**{'No drift' if s['clean'] else 'Drift detected'}**: {s[OK]} ok, {s[DRIFTED]} drifted, {s[BROKEN]} broken",
+        "",
+        "| | check | status | detail |",
+        "|---|---|---|---|",
+    ]
     lines += [f"| {icon[i.status]} | {i.check} | {i.status} | {i.detail} |" for i in items]
     for i in items:
         if i.diffs:

@@ -41,7 +41,9 @@ def observe_drift(ctx: Ctx, rendered: RenderedStack) -> list[drift.DriftItem]:
         addons = None
     with ctx.kube() as kube:
         nodes = kube.list_nodes()
-        members = [n for n in nodes if ((n["metadata"].get("labels") or {}).get("eks.amazonaws.com/nodegroup") == plan.name)]
+        members = [
+            n for n in nodes if ((n["metadata"].get("labels") or {}).get("eks.amazonaws.com/nodegroup") == plan.name)
+        ]
         ready = [n for n in members if readiness.node_ready(n)]
         for name, rel in stack.releases.items():
             if not rel.enabled:
@@ -49,7 +51,9 @@ def observe_drift(ctx: Ctx, rendered: RenderedStack) -> list[drift.DriftItem]:
             for w in rel.workloads:
                 ns = w.namespace or rel.namespace
                 verdict = workload_verdict(kube, w, ns, len(ready))
-                noise = w.kind.value == "Job" and verdict.summary == "does not exist" and certs_ttl_noise(kube, ns, w.name)
+                noise = (
+                    w.kind.value == "Job" and verdict.summary == "does not exist" and certs_ttl_noise(kube, ns, w.name)
+                )
                 items.append(drift.workload_drift(name, w.kind.value, f"{ns}/{w.name}", verdict, ttl_noise=noise))
         ds = [d["metadata"]["name"] for d in kube.list_daemonsets("kube-system")]
         cilium_cm = kube.get("ConfigMap", *verify.cilium_config_map(stack)) if stack.cilium[1].enabled else None
@@ -71,15 +75,22 @@ def restart_agents(ctx: Ctx, release: str) -> str:
         return "no agent workload"
     with ctx.kube() as kube:
         kube.restart_daemonset(agent.namespace or rel.namespace, agent.name)
-    get_run_logger().info("restarted DaemonSet %s/%s so the agents load the new configuration", agent.namespace or rel.namespace, agent.name)
+    get_run_logger().info(
+        "restarted DaemonSet %s/%s so the agents load the new configuration",
+        agent.namespace or rel.namespace,
+        agent.name,
+    )
     return agent.name
 
 
 @step("scale_nodegroup")
 def scale_nodegroup(ctx: Ctx, rendered: RenderedStack) -> dict[str, Any]:
     plan = rendered.nodegroup
-    ctx.aws().update_nodegroup_scaling(ctx.stack.cluster.name, plan.name,
-                                       {"minSize": plan.min_size, "maxSize": plan.max_size, "desiredSize": plan.desired_size})
+    ctx.aws().update_nodegroup_scaling(
+        ctx.stack.cluster.name,
+        plan.name,
+        {"minSize": plan.min_size, "maxSize": plan.max_size, "desiredSize": plan.desired_size},
+    )
     get_run_logger().info("nodegroup %s scaled back to %d", plan.name, plan.desired_size)
     return {"nodegroup": plan.name, "desired": plan.desired_size}
 
@@ -105,9 +116,21 @@ def wait_for_nodes_count(ctx: Ctx, rendered: RenderedStack) -> str:
 
     def probe() -> Verdict:
         with ctx.kube() as kube:
-            members = [n for n in kube.list_nodes() if (n["metadata"].get("labels") or {}).get("eks.amazonaws.com/nodegroup") == plan.name]
+            members = [
+                n
+                for n in kube.list_nodes()
+                if (n["metadata"].get("labels") or {}).get("eks.amazonaws.com/nodegroup") == plan.name
+            ]
         ready = sum(1 for n in members if readiness.node_ready(n))
-        return Verdict(ready == plan.desired_size == len(members), f"{ready} Ready of {len(members)}, want {plan.desired_size}")
+        return Verdict(
+            ready == plan.desired_size == len(members), f"{ready} Ready of {len(members)}, want {plan.desired_size}"
+        )
 
-    return sense(ctx, f"nodegroup {plan.name} at {plan.desired_size} Ready nodes", probe, ctx.options.timeouts.nodes,
-                  hint="check the nodegroup in the EKS console", diagnose=lambda: node_diagnosis(ctx)).summary
+    return sense(
+        ctx,
+        f"nodegroup {plan.name} at {plan.desired_size} Ready nodes",
+        probe,
+        ctx.options.timeouts.nodes,
+        hint="check the nodegroup in the EKS console",
+        diagnose=lambda: node_diagnosis(ctx),
+    ).summary

@@ -15,8 +15,10 @@ _SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@+\-]*$")
 
 def _arg(value: str, what: str) -> str:
     if not isinstance(value, str) or not _SAFE.match(value):
-        raise ConfigError(f"{what} {value!r} cannot be passed to helm",
-                          hint="names and versions may hold letters, digits and . _ / : @ + - and must not start with '-'")
+        raise ConfigError(
+            f"{what} {value!r} cannot be passed to helm",
+            hint="names and versions may hold letters, digits and . _ / : @ + - and must not start with '-'",
+        )
     return value
 
 
@@ -68,9 +70,23 @@ def upgrade_install(
     wait: bool = False,
 ) -> list[str]:
     """`helm upgrade --install` as the runbook's `helm install` / `helm upgrade -i`, made idempotent."""
-    argv = [helm, "upgrade", "--install", _arg(release, "release name"), _path(chart, "chart"),
-            "--version", _arg(version, "chart version"), "--namespace", _arg(namespace, "namespace"),
-            "--values", _path(values_file, "values file"), "--timeout", f"{int(timeout_seconds)}s", "-o", "json"]
+    argv = [
+        helm,
+        "upgrade",
+        "--install",
+        _arg(release, "release name"),
+        _path(chart, "chart"),
+        "--version",
+        _arg(version, "chart version"),
+        "--namespace",
+        _arg(namespace, "namespace"),
+        "--values",
+        _path(values_file, "values file"),
+        "--timeout",
+        f"{int(timeout_seconds)}s",
+        "-o",
+        "json",
+    ]
     if create_namespace:
         argv.append("--create-namespace")
     if wait:
@@ -81,8 +97,16 @@ def upgrade_install(
 
 
 def get_values(helm: str, release: str, namespace: str, kubeconfig: str | None = None) -> list[str]:
-    return [helm, "get", "values", _arg(release, "release name"), "--namespace", _arg(namespace, "namespace"),
-            "-o", "json"] + _kube(kubeconfig)
+    return [
+        helm,
+        "get",
+        "values",
+        _arg(release, "release name"),
+        "--namespace",
+        _arg(namespace, "namespace"),
+        "-o",
+        "json",
+    ] + _kube(kubeconfig)
 
 
 def list_releases(helm: str, namespace: str, kubeconfig: str | None = None, *, helm_major: int = 3) -> list[str]:
@@ -94,36 +118,76 @@ def list_releases(helm: str, namespace: str, kubeconfig: str | None = None, *, h
 
 def get_metadata(helm: str, release: str, namespace: str, kubeconfig: str | None = None) -> list[str]:
     """Chart name and version, revision and status of the release (`helm status` has no chart in its JSON)."""
-    return [helm, "get", "metadata", _arg(release, "release name"), "--namespace", _arg(namespace, "namespace"),
-            "-o", "json"] + _kube(kubeconfig)
+    return [
+        helm,
+        "get",
+        "metadata",
+        _arg(release, "release name"),
+        "--namespace",
+        _arg(namespace, "namespace"),
+        "-o",
+        "json",
+    ] + _kube(kubeconfig)
 
 
 def get_manifest(helm: str, release: str, namespace: str, kubeconfig: str | None = None) -> list[str]:
     """The objects the release rendered (YAML documents; `helm get manifest` has no JSON output)."""
-    return [helm, "get", "manifest", _arg(release, "release name"), "--namespace", _arg(namespace, "namespace")] \
-        + _kube(kubeconfig)
+    return [
+        helm,
+        "get",
+        "manifest",
+        _arg(release, "release name"),
+        "--namespace",
+        _arg(namespace, "namespace"),
+    ] + _kube(kubeconfig)
 
 
 def get_hooks(helm: str, release: str, namespace: str, kubeconfig: str | None = None) -> list[str]:
     """The release's hook objects (YAML documents), which `helm get manifest` leaves out."""
-    return [helm, "get", "hooks", _arg(release, "release name"), "--namespace", _arg(namespace, "namespace")] \
-        + _kube(kubeconfig)
+    return [helm, "get", "hooks", _arg(release, "release name"), "--namespace", _arg(namespace, "namespace")] + _kube(
+        kubeconfig
+    )
 
 
 def history(helm: str, release: str, namespace: str, kubeconfig: str | None = None) -> list[str]:
-    return [helm, "history", _arg(release, "release name"), "--namespace", _arg(namespace, "namespace"),
-            "-o", "json"] + _kube(kubeconfig)
+    return [
+        helm,
+        "history",
+        _arg(release, "release name"),
+        "--namespace",
+        _arg(namespace, "namespace"),
+        "-o",
+        "json",
+    ] + _kube(kubeconfig)
 
 
-def rollback(helm: str, release: str, namespace: str, revision: int, *, timeout_seconds: int,
-             kubeconfig: str | None = None) -> list[str]:
-    return [helm, "rollback", _arg(release, "release name"), str(int(revision)), "--namespace", _arg(namespace, "namespace"),
-            "--timeout", f"{int(timeout_seconds)}s"] + _kube(kubeconfig)
+def rollback(
+    helm: str, release: str, namespace: str, revision: int, *, timeout_seconds: int, kubeconfig: str | None = None
+) -> list[str]:
+    return [
+        helm,
+        "rollback",
+        _arg(release, "release name"),
+        str(int(revision)),
+        "--namespace",
+        _arg(namespace, "namespace"),
+        "--timeout",
+        f"{int(timeout_seconds)}s",
+    ] + _kube(kubeconfig)
 
 
-def uninstall(helm: str, release: str, namespace: str, *, timeout_seconds: int, kubeconfig: str | None = None) -> list[str]:
-    return [helm, "uninstall", _arg(release, "release name"), "--namespace", _arg(namespace, "namespace"),
-            "--timeout", f"{int(timeout_seconds)}s"] + _kube(kubeconfig)
+def uninstall(
+    helm: str, release: str, namespace: str, *, timeout_seconds: int, kubeconfig: str | None = None
+) -> list[str]:
+    return [
+        helm,
+        "uninstall",
+        _arg(release, "release name"),
+        "--namespace",
+        _arg(namespace, "namespace"),
+        "--timeout",
+        f"{int(timeout_seconds)}s",
+    ] + _kube(kubeconfig)
 
 
 def shell_line(argv: list[str]) -> str:

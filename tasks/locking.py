@@ -80,8 +80,14 @@ class Holder:
         return f"{self.flow}/{self.run_name} ({self.run_id}) on {self.host} pid {self.pid}"
 
     def annotations(self) -> dict[str, str]:
-        facts = {"flow": self.flow, "flow-run-name": self.run_name, "flow-run-id": self.run_id, "host": self.host,
-                 "pid": str(self.pid), "prefect-api": self.prefect_api}
+        facts = {
+            "flow": self.flow,
+            "flow-run-name": self.run_name,
+            "flow-run-id": self.run_id,
+            "host": self.host,
+            "pid": str(self.pid),
+            "prefect-api": self.prefect_api,
+        }
         return {ANNOTATIONS + k: v for k, v in facts.items() if v}
 
 
@@ -105,9 +111,14 @@ class LeaseView:
     def describe(self, now: float) -> str:
         if not self.holder:
             return "nobody (the lock is free)"
-        since = (f", since {datetime.datetime.fromtimestamp(self.acquired, datetime.UTC):%Y-%m-%d %H:%M:%S} UTC"
-                 if self.acquired else "")
-        renewed = f", renewed {max(0.0, now - self.renewed):.0f} s ago" if self.renewed is not None else ", never renewed"
+        since = (
+            f", since {datetime.datetime.fromtimestamp(self.acquired, datetime.UTC):%Y-%m-%d %H:%M:%S} UTC"
+            if self.acquired
+            else ""
+        )
+        renewed = (
+            f", renewed {max(0.0, now - self.renewed):.0f} s ago" if self.renewed is not None else ", never renewed"
+        )
         return f"{self.holder}{since}{renewed} (lease {self.duration:.0f} s)"
 
 
@@ -117,13 +128,17 @@ def read_lease(obj: dict[str, Any]) -> LeaseView:
     holder = str(spec.get("holderIdentity") or "")
     pid = notes.get(ANNOTATIONS + "pid")
     acquired = _epoch(spec.get("acquireTime"))
-    return LeaseView(holder=holder, resource_version=str(meta.get("resourceVersion") or ""),
-                     renewed=_epoch(spec.get("renewTime")) or acquired, acquired=acquired,
-                     duration=float(spec.get("leaseDurationSeconds") or LEASE_SECONDS),
-                     transitions=int(spec.get("leaseTransitions") or 0),
-                     host=notes.get(ANNOTATIONS + "host") if holder else None,
-                     pid=int(pid) if holder and pid and str(pid).isdigit() else None,
-                     flow_run_id=notes.get(ANNOTATIONS + "flow-run-id") if holder else None)
+    return LeaseView(
+        holder=holder,
+        resource_version=str(meta.get("resourceVersion") or ""),
+        renewed=_epoch(spec.get("renewTime")) or acquired,
+        acquired=acquired,
+        duration=float(spec.get("leaseDurationSeconds") or LEASE_SECONDS),
+        transitions=int(spec.get("leaseTransitions") or 0),
+        host=notes.get(ANNOTATIONS + "host") if holder else None,
+        pid=int(pid) if holder and pid and str(pid).isdigit() else None,
+        flow_run_id=notes.get(ANNOTATIONS + "flow-run-id") if holder else None,
+    )
 
 
 @dataclass(frozen=True)
@@ -135,8 +150,9 @@ class Decision:
     reason: str
 
 
-def may_take(lease: LeaseView | None, *, me: str, now: float, my_host: str, pid_alive: bool | None,
-             run_state: str | None) -> Decision:
+def may_take(
+    lease: LeaseView | None, *, me: str, now: float, my_host: str, pid_alive: bool | None, run_state: str | None
+) -> Decision:
     """Who may take the lock. `pid_alive`: whether the holder's pid exists on this host (None: another host, or not
     checked); `run_state`: the holder's flow-run state type on this run's Prefect API (None: unknown there)."""
     if lease is None or not lease.holder:
@@ -160,15 +176,27 @@ def lease_body(me: Holder, now: float, previous: dict[str, Any] | None) -> dict[
     meta = (previous or {}).get("metadata") or {}
     old = read_lease(previous) if previous else None
     notes = {k: v for k, v in (meta.get("annotations") or {}).items() if not k.startswith(ANNOTATIONS)}
-    metadata: dict[str, Any] = {"name": LEASE_NAME, "namespace": LEASE_NAMESPACE,
-                                "labels": {**(meta.get("labels") or {}), **MANAGED_BY},
-                                "annotations": {**notes, **me.annotations()}}
+    metadata: dict[str, Any] = {
+        "name": LEASE_NAME,
+        "namespace": LEASE_NAMESPACE,
+        "labels": {**(meta.get("labels") or {}), **MANAGED_BY},
+        "annotations": {**notes, **me.annotations()},
+    }
     if old is not None:
         metadata["resourceVersion"] = old.resource_version
     transitions = 0 if old is None else old.transitions + (0 if old.holder == me.identity else 1)
-    return {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": metadata,
-            "spec": {"holderIdentity": me.identity, "leaseDurationSeconds": LEASE_SECONDS, "acquireTime": micro_time(now),
-                     "renewTime": micro_time(now), "leaseTransitions": transitions}}
+    return {
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": metadata,
+        "spec": {
+            "holderIdentity": me.identity,
+            "leaseDurationSeconds": LEASE_SECONDS,
+            "acquireTime": micro_time(now),
+            "renewTime": micro_time(now),
+            "leaseTransitions": transitions,
+        },
+    }
 
 
 def released_body(current: dict[str, Any], me: Holder, now: float) -> dict[str, Any]:
@@ -178,10 +206,18 @@ def released_body(current: dict[str, Any], me: Holder, now: float) -> dict[str, 
     notes[ANNOTATIONS + "last-holder"] = me.identity
     spec = {k: v for k, v in (current.get("spec") or {}).items() if k != "holderIdentity"}
     spec["renewTime"] = micro_time(now)
-    return {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-            "metadata": {"name": LEASE_NAME, "namespace": LEASE_NAMESPACE, "labels": meta.get("labels") or {},
-                         "annotations": notes, "resourceVersion": str(meta.get("resourceVersion") or "")},
-            "spec": spec}
+    return {
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": {
+            "name": LEASE_NAME,
+            "namespace": LEASE_NAMESPACE,
+            "labels": meta.get("labels") or {},
+            "annotations": notes,
+            "resourceVersion": str(meta.get("resourceVersion") or ""),
+        },
+        "spec": spec,
+    }
 
 
 # ---- facts about the holder (I/O) ------------------------------------------------------------------------------
@@ -190,9 +226,14 @@ def this_run() -> Holder:
     from prefect.settings import PREFECT_API_URL
 
     run_id = flow_run.get_id()
-    return Holder(flow=flow_run.get_flow_name() or "flow", run_name=flow_run.get_name() or "?",
-                  run_id=str(run_id) if run_id else f"no flow run, {os.urandom(4).hex()}", host=socket.gethostname(),
-                  pid=os.getpid(), prefect_api=str(PREFECT_API_URL.value() or ""))
+    return Holder(
+        flow=flow_run.get_flow_name() or "flow",
+        run_name=flow_run.get_name() or "?",
+        run_id=str(run_id) if run_id else f"no flow run, {os.urandom(4).hex()}",
+        host=socket.gethostname(),
+        pid=os.getpid(),
+        prefect_api=str(PREFECT_API_URL.value() or ""),
+    )
 
 
 def _pid_alive(lease: LeaseView | None, my_host: str) -> bool | None:
@@ -248,8 +289,9 @@ def _mark_crashed(run_id: str | None, reason: str, me: Holder, logger: Any) -> N
         with get_client(sync_client=True) as client:
             run = client.read_flow_run(UUID(run_id))
             if run.state and run.state.type.value not in FINAL_STATES:
-                client.set_flow_run_state(UUID(run_id), Crashed(message=f"{reason}; lock taken over by {me.identity}"),
-                                          force=True)
+                client.set_flow_run_state(
+                    UUID(run_id), Crashed(message=f"{reason}; lock taken over by {me.identity}"), force=True
+                )
     except (ObjectNotFound, ValueError):
         return  # a run of another Prefect server: that server's UI is not ours to fix
     except (httpx.HTTPError, OSError) as e:
@@ -269,8 +311,9 @@ class _HeldLock:
         self.mutex = threading.Lock()  # renewal and release never interleave
         self.done = False  # released, or lost
         self.lost: str | None = None
-        self.thread = threading.Thread(target=contextvars.copy_context().run, args=(self._loop,), name="cluster-lock-renewer",
-                                       daemon=True)
+        self.thread = threading.Thread(
+            target=contextvars.copy_context().run, args=(self._loop,), name="cluster-lock-renewer", daemon=True
+        )
 
     def _loop(self) -> None:
         while not self.stop.wait(RENEW_EVERY_SECONDS):
@@ -291,13 +334,20 @@ class _HeldLock:
                 if updated is not None and read_lease(updated).holder == self.me.identity:
                     updated = patch(str(updated["metadata"]["resourceVersion"]))
         except (TransientError, Conflict) as e:
-            self.logger.warning("could not renew the cluster lock (will retry in %.0f s; the lease lasts %d s): %s",
-                                RENEW_EVERY_SECONDS, LEASE_SECONDS, e)
+            self.logger.warning(
+                "could not renew the cluster lock (will retry in %.0f s; the lease lasts %d s): %s",
+                RENEW_EVERY_SECONDS,
+                LEASE_SECONDS,
+                e,
+            )
             return
         if updated is None or read_lease(updated).holder != self.me.identity:
             self.done = True
-            self.lost = ("the Lease was deleted (`eks-cilium unlock`?)" if updated is None
-                         else f"it is now held by {read_lease(updated).holder}")
+            self.lost = (
+                "the Lease was deleted (`eks-cilium unlock`?)"
+                if updated is None
+                else f"it is now held by {read_lease(updated).holder}"
+            )
             self.logger.error("this run lost the cluster lock: %s; another run may be changing the cluster", self.lost)
             return
         self.current = updated
@@ -320,11 +370,15 @@ class _HeldLock:
                         return  # no longer ours: nothing to release
                     current = fresh
                 except TransientError as e:
-                    self.logger.warning("could not release the cluster lock (it expires %d s after its last renewal): %s",
-                                        LEASE_SECONDS, e)
+                    self.logger.warning(
+                        "could not release the cluster lock (it expires %d s after its last renewal): %s",
+                        LEASE_SECONDS,
+                        e,
+                    )
                     return
-            self.logger.warning("could not release the cluster lock: the Lease kept changing (it expires within %d s)",
-                                LEASE_SECONDS)
+            self.logger.warning(
+                "could not release the cluster lock: the Lease kept changing (it expires within %d s)", LEASE_SECONDS
+            )
 
 
 _HELD: set[_HeldLock] = set()
@@ -345,7 +399,9 @@ def release_held_locks(timeout: float) -> None:
         t.join(max(0.0, deadline - time.monotonic()))
 
 
-def _gave_up(stack: Stack, waited: float, lease: LeaseView | None, error: Exception | None, now: float) -> PermanentError:
+def _gave_up(
+    stack: Stack, waited: float, lease: LeaseView | None, error: Exception | None, now: float
+) -> PermanentError:
     where = f"Lease {LEASE_NAMESPACE}/{LEASE_NAME}"
     if lease is not None and lease.holder:
         observed = f"the lock ({where}) is held by {lease.describe(now)}"
@@ -354,11 +410,14 @@ def _gave_up(stack: Stack, waited: float, lease: LeaseView | None, error: Except
     else:
         observed = f"the lock ({where}) kept changing hands"
     return PermanentError(
-        f"cluster {stack.cluster.name} ({stack.cluster.region}) is being changed by another run; gave up after {waited:.0f} s",
+        f"cluster {stack.cluster.name} ({stack.cluster.region}) is being changed by another run; gave up "
+        f"after {waited:.0f} s",
         observed=observed,
-        hint="wait for that run to finish (or cancel it), then run again; raise lock_wait_seconds to queue instead. A holder "
-             f"that died frees the lock {LEASE_SECONDS} s after its last renewal; if you are sure it is gone, "
-             f"`eks-cilium unlock --confirm {stack.cluster.name}` removes the lock now")
+        hint="wait for that run to finish (or cancel it), then run again; raise lock_wait_seconds to "
+        "queue instead. A holder "
+        f"that died frees the lock {LEASE_SECONDS} s after its last renewal; if you are sure it is gone, "
+        f"`eks-cilium unlock --confirm {stack.cluster.name}` removes the lock now",
+    )
 
 
 @contextmanager
@@ -390,8 +449,9 @@ def cluster_lock(stack: Stack, kubeconfig: str, wait_seconds: float) -> Iterator
         kube.close()
 
 
-def _acquire(kube: Kube, stack: Stack, me: Holder, wait_seconds: float,
-             logger: Any) -> tuple[dict[str, Any], Decision, LeaseView | None]:
+def _acquire(
+    kube: Kube, stack: Stack, me: Holder, wait_seconds: float, logger: Any
+) -> tuple[dict[str, Any], Decision, LeaseView | None]:
     """(the Lease as written, why it could be taken, what it said before). Every pass sleeps RETRY_SECONDS, so
     nothing here spins, and the deadline is checked after every attempt that did not get the lock."""
     started = time.monotonic()
@@ -411,7 +471,11 @@ def _acquire(kube: Kube, stack: Stack, me: Holder, wait_seconds: float,
             if decision.take:
                 try:
                     body = lease_body(me, time.time(), raw)
-                    held = kube.create_lease(LEASE_NAMESPACE, body) if raw is None else kube.replace_lease(LEASE_NAMESPACE, body)
+                    held = (
+                        kube.create_lease(LEASE_NAMESPACE, body)
+                        if raw is None
+                        else kube.replace_lease(LEASE_NAMESPACE, body)
+                    )
                 except Conflict:
                     pass  # another run took it between our read and our write: read again
                 else:
@@ -422,12 +486,23 @@ def _acquire(kube: Kube, stack: Stack, me: Holder, wait_seconds: float,
         if now >= deadline:
             raise _gave_up(stack, now - started, lease, error, time.time())
         if last_log is None or now - last_log >= LOG_EVERY_SECONDS:
-            what = lease.describe(time.time()) if lease is not None and lease.holder else f"nobody ({error or 'lost a race'})"
+            what = (
+                lease.describe(time.time())
+                if lease is not None and lease.holder
+                else f"nobody ({error or 'lost a race'})"
+            )
             if last_log is None:
-                logger.info("waiting for the cluster lock (Lease %s/%s), held by %s; up to %.0f s",
-                            LEASE_NAMESPACE, LEASE_NAME, what, wait_seconds)
+                logger.info(
+                    "waiting for the cluster lock (Lease %s/%s), held by %s; up to %.0f s",
+                    LEASE_NAMESPACE,
+                    LEASE_NAME,
+                    what,
+                    wait_seconds,
+                )
             else:
-                logger.info("still waiting for the cluster lock (%.0f of %.0f s), held by %s", now - started, wait_seconds, what)
+                logger.info(
+                    "still waiting for the cluster lock (%.0f of %.0f s), held by %s", now - started, wait_seconds, what
+                )
             last_log = now
         time.sleep(min(RETRY_SECONDS, max(0.0, deadline - time.monotonic())))
 
@@ -445,10 +520,18 @@ def cluster_kubeconfig(stack: Stack, workdir: Path) -> str:
     cluster = Aws(stack.cluster.region).describe_cluster(stack.cluster.name)
     verdict = readiness.cluster(cluster)
     if not verdict.ready or not cluster.get("endpoint"):
-        raise PermanentError(f"cluster {stack.cluster.name} ({stack.cluster.region}) is not reachable yet",
-                             observed=verdict.summary, hint="run again once the cluster is ACTIVE")
-    cfg = exec_kubeconfig(stack.cluster.name, stack.cluster.region, cluster["endpoint"],
-                          (cluster.get("certificateAuthority") or {}).get("data", ""), cache_dir=str(workdir))
+        raise PermanentError(
+            f"cluster {stack.cluster.name} ({stack.cluster.region}) is not reachable yet",
+            observed=verdict.summary,
+            hint="run again once the cluster is ACTIVE",
+        )
+    cfg = exec_kubeconfig(
+        stack.cluster.name,
+        stack.cluster.region,
+        cluster["endpoint"],
+        (cluster.get("certificateAuthority") or {}).get("data", ""),
+        cache_dir=str(workdir),
+    )
     return str(write_private(workdir / "kubeconfig", yaml.safe_dump(cfg)))
 
 
@@ -456,9 +539,15 @@ def force_unlock(stack: Stack, confirm: str) -> list[str]:
     """Delete the cluster's lock whoever holds it (`confirm` must be the cluster name); lines to print."""
     name = stack.cluster.name
     if confirm != name:
-        raise ConfigError(f"force-unlock of {name} was not confirmed", observed=f"--confirm {confirm!r}",
-                          hint=f"pass --confirm {name} to remove the lock of cluster {name} ({stack.cluster.region})")
-    with tempfile.TemporaryDirectory(prefix="eks-cilium-unlock-") as tmp, Kube(cluster_kubeconfig(stack, Path(tmp))) as kube:
+        raise ConfigError(
+            f"force-unlock of {name} was not confirmed",
+            observed=f"--confirm {confirm!r}",
+            hint=f"pass --confirm {name} to remove the lock of cluster {name} ({stack.cluster.region})",
+        )
+    with (
+        tempfile.TemporaryDirectory(prefix="eks-cilium-unlock-") as tmp,
+        Kube(cluster_kubeconfig(stack, Path(tmp))) as kube,
+    ):
         raw = kube.get_lease(LEASE_NAMESPACE, LEASE_NAME)
         if raw is None:
             return [f"cluster {name}: no lock (Lease {LEASE_NAMESPACE}/{LEASE_NAME} does not exist); nothing to do"]
@@ -467,14 +556,16 @@ def force_unlock(stack: Stack, confirm: str) -> list[str]:
         lines = [f"cluster {name}: the lock (Lease {LEASE_NAMESPACE}/{LEASE_NAME}) is held by {lease.describe(now)}"]
         expires = lease.expires()
         if lease.holder and expires is not None and expires > now:
-            lines.append(f"warning: its holder renewed it within the last {lease.duration:.0f} s and may still be "
-                         "running; it will find its lock gone and stop renewing it")
+            lines.append(
+                f"warning: its holder renewed it within the last {lease.duration:.0f} s and may still be "
+                "running; it will find its lock gone and stop renewing it"
+            )
         try:
             kube.delete_lease(LEASE_NAMESPACE, LEASE_NAME, resource_version=lease.resource_version)
         except Conflict:
-            raise PermanentError(f"the lock of {name} changed while it was being removed; nothing was deleted",
-                                 hint="run the command again to see the new holder") from None
+            raise PermanentError(
+                f"the lock of {name} changed while it was being removed; nothing was deleted",
+                hint="run the command again to see the new holder",
+            ) from None
         lines.append(f"cluster {name}: lock removed")
         return lines
-
-

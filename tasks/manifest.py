@@ -17,13 +17,34 @@ from tasks.readiness import Verdict
 REPLICATED_KINDS = ("Deployment", "StatefulSet", "ReplicaSet")
 WORKLOAD_KINDS = ("DaemonSet", "Deployment", "StatefulSet", "Job", "CronJob")
 # Kinds without a namespace that charts like Cilium's and Tetragon's render (the manifest alone cannot tell).
-CLUSTER_SCOPED_KINDS = frozenset({
-    "Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "PriorityClass", "StorageClass",
-    "PersistentVolume", "IngressClass", "RuntimeClass", "CSIDriver", "APIService", "ValidatingWebhookConfiguration",
-    "MutatingWebhookConfiguration", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding",
-    "CiliumClusterwideNetworkPolicy", "CiliumClusterwideEnvoyConfig", "CiliumLoadBalancerIPPool", "CiliumNodeConfig",
-    "CiliumBGPClusterConfig", "CiliumBGPPeerConfig", "CiliumBGPAdvertisement", "CiliumCIDRGroup", "TracingPolicy",
-})
+CLUSTER_SCOPED_KINDS = frozenset(
+    {
+        "Namespace",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "CustomResourceDefinition",
+        "PriorityClass",
+        "StorageClass",
+        "PersistentVolume",
+        "IngressClass",
+        "RuntimeClass",
+        "CSIDriver",
+        "APIService",
+        "ValidatingWebhookConfiguration",
+        "MutatingWebhookConfiguration",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
+        "CiliumClusterwideNetworkPolicy",
+        "CiliumClusterwideEnvoyConfig",
+        "CiliumLoadBalancerIPPool",
+        "CiliumNodeConfig",
+        "CiliumBGPClusterConfig",
+        "CiliumBGPPeerConfig",
+        "CiliumBGPAdvertisement",
+        "CiliumCIDRGroup",
+        "TracingPolicy",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -95,8 +116,9 @@ def parse_objects(text: str, default_namespace: str, *, hook: bool = False) -> l
 def rendered_release(name: str, namespace: str, metadata: dict[str, Any], manifest: str, hooks: str) -> RenderedRelease:
     revision = metadata.get("revision")
     objects = parse_objects(manifest, namespace) + parse_objects(hooks, namespace, hook=True)
-    return RenderedRelease(name, namespace, metadata.get("status"), int(revision) if revision is not None else None,
-                           tuple(objects))
+    return RenderedRelease(
+        name, namespace, metadata.get("status"), int(revision) if revision is not None else None, tuple(objects)
+    )
 
 
 def absent_workload(kind: str, namespace: str, name: str, release: RenderedRelease) -> Verdict | None:
@@ -109,13 +131,21 @@ def absent_workload(kind: str, namespace: str, name: str, release: RenderedRelea
         return None
     where = f"release {release.name} is deployed (revision {release.revision})"
     if found is not None:
-        return Verdict(False, f"does not exist although {where} and renders it: it was deleted outside helm; "
-                              f"`helm upgrade` (a re-run of the install) recreates it", failed=True,
-                       details=["the release renders:", *release.listing()])
+        return Verdict(
+            False,
+            f"does not exist although {where} and renders it: it was deleted outside helm; "
+            f"`helm upgrade` (a re-run of the install) recreates it",
+            failed=True,
+            details=["the release renders:", *release.listing()],
+        )
     same_kind = sorted(o.name for o in release.objects if o.kind == kind and o.namespace == namespace)
     guess = difflib.get_close_matches(name, same_kind, n=1)
     hint = f"; did you mean {guess[0]}?" if guess else ""
     renders = f"its {kind}s in {namespace}: {', '.join(same_kind)}" if same_kind else f"no {kind} in {namespace}"
-    return Verdict(False, f"does not exist although {where}: the release renders no {kind} {namespace}/{name} "
-                          f"({renders}){hint} - fix the workload's name in the stack", failed=True,
-                   details=["the release renders:", *release.listing()])
+    return Verdict(
+        False,
+        f"does not exist although {where}: the release renders no {kind} {namespace}/{name} "
+        f"({renders}){hint} - fix the workload's name in the stack",
+        failed=True,
+        details=["the release renders:", *release.listing()],
+    )

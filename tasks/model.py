@@ -22,7 +22,10 @@ DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 SEMVER = r"^v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$"
 # Label keys: optional DNS-subdomain prefix and a name of alphanumerics, '-', '_', '.'.
-LABEL_KEY = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+LABEL_KEY = (
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"  # optional DNS-subdomain prefix
+    r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+)
 LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$"
 # The form of a region name; whether the region exists is checked against botocore's data (adapters.aws.check_region).
 AWS_REGION = r"^[a-z]{2,4}(-[a-z]+){1,3}-\d{1,2}$"
@@ -125,24 +128,37 @@ class ChartRepository(Strict):
 class Cluster(Strict):
     """The EKS cluster the stack is installed into, and its identity in Cilium (cluster.name / cluster.id)."""
 
-    name: str = Field(pattern=EKS_CLUSTER_NAME, description="EKS cluster name; also Cilium's cluster.name unless cilium_name is set.")
+    name: str = Field(
+        pattern=EKS_CLUSTER_NAME, description="EKS cluster name; also Cilium's cluster.name unless cilium_name is set."
+    )
     region: str = Field(pattern=AWS_REGION, description="AWS region, e.g. us-east-1.")
-    id: int = Field(default=0, ge=0, le=511,
-                    description="Cilium cluster.id: 0 outside a Cluster Mesh; 1..255 in one (1..511 when the Cilium values "
-                                "set clustermesh.maxConnectedClusters: 511). Unique per mesh.")
+    id: int = Field(
+        default=0,
+        ge=0,
+        le=511,
+        description="Cilium cluster.id: 0 outside a Cluster Mesh; 1..255 in one (1..511 when the Cilium values "
+        "set clustermesh.maxConnectedClusters: 511). Unique per mesh.",
+    )
     cilium_name: str | None = Field(
-        default=None, pattern=CILIUM_CLUSTER_NAME, max_length=32,
+        default=None,
+        pattern=CILIUM_CLUSTER_NAME,
+        max_length=32,
         description="Cilium's cluster.name when the EKS name is not a valid one (at most 32 lower-case letters, digits "
-                    "and '-'); null = the EKS cluster name.")
+        "and '-'); null = the EKS cluster name.",
+    )
 
     @model_validator(mode="after")
     def _valid_cilium_identity(self) -> Cluster:
         # Cilium's chart refuses these names (templates/validate.yaml); say so before anything runs.
         if self.cilium_name is None and (len(self.name) > 32 or not re.match(CILIUM_CLUSTER_NAME, self.name)):
-            raise ValueError(f"the EKS name {self.name!r} cannot be Cilium's cluster.name (at most 32 lower-case letters, "
-                             "digits and '-', starting and ending with a letter or digit): set cluster.cilium_name to one")
+            raise ValueError(
+                f"the EKS name {self.name!r} cannot be Cilium's cluster.name (at most 32 lower-case letters, "
+                "digits and '-', starting and ending with a letter or digit): set cluster.cilium_name to one"
+            )
         if self.cilium_cluster_name == "default" and self.id != 0:
-            raise ValueError(f"Cilium refuses the cluster name 'default' with cluster.id {self.id}: set cluster.cilium_name")
+            raise ValueError(
+                f"Cilium refuses the cluster name 'default' with cluster.id {self.id}: set cluster.cilium_name"
+            )
         return self
 
     @property
@@ -168,7 +184,9 @@ class Nodegroup(Strict):
     )
     disk_size_gib: int = Field(default=80, ge=20, le=16384, description="Root volume size when the file sets none.")
     ami_type: str = Field(
-        default="AL2023_x86_64_STANDARD", pattern=r"^[A-Za-z0-9_]+$", description="EKS AMI type when the file sets none."
+        default="AL2023_x86_64_STANDARD",
+        pattern=r"^[A-Za-z0-9_]+$",
+        description="EKS AMI type when the file sets none.",
     )
     taints: list[Taint] = Field(default_factory=list, description="Taints added to every node.")
     labels: LabelMap = Field(default_factory=dict, description="Labels added to every node.")
@@ -190,7 +208,9 @@ class Stack(Strict):
         seen: dict[Component, str] = {}
         for name, rel in releases.items():
             if rel.component in seen:
-                raise ValueError(f"releases {seen[rel.component]!r} and {name!r} are both component {rel.component.value!r}")
+                raise ValueError(
+                    f"releases {seen[rel.component]!r} and {name!r} are both component {rel.component.value!r}"
+                )
             seen[rel.component] = name
         if Component.cilium not in seen:
             raise ValueError("a release with component 'cilium' is required (the CNI must be installed first)")
@@ -278,13 +298,18 @@ def load_yaml_text(text: str, source: str) -> Any:
             where = f"{parent}.{key}" if parent else key
             raise ConfigError(
                 f"{source}: key {where!r} is given twice (lines {first} and {second})",
-                observed=f"line {second} repeats {key!r}" + (f" inside {parent!r}" if parent else " at the top level")
+                observed=f"line {second} repeats {key!r}"
+                + (f" inside {parent!r}" if parent else " at the top level")
                 + "; YAML would keep only the last one and silently drop the other",
-                hint=f"merge the two {key!r} entries into one (or delete the one you did not mean)")
+                hint=f"merge the two {key!r} entries into one (or delete the one you did not mean)",
+            )
         return loader.construct_document(node)
     except yaml.YAMLError as e:
-        raise ConfigError(f"{source} is not valid YAML", observed=str(e).replace("\n", " "),
-                          hint="fix the YAML syntax at the position shown") from None
+        raise ConfigError(
+            f"{source} is not valid YAML",
+            observed=str(e).replace("\n", " "),
+            hint="fix the YAML syntax at the position shown",
+        ) from None
     finally:
         loader.dispose()
 
@@ -294,44 +319,64 @@ def read_yaml(path: Path, what: str) -> Any:
     try:
         text = path.read_text()
     except FileNotFoundError:
-        raise ConfigError(f"{what} {path} does not exist", hint="check the path (relative to the configs directory)") from None
+        raise ConfigError(
+            f"{what} {path} does not exist", hint="check the path (relative to the configs directory)"
+        ) from None
     except OSError as e:
-        raise ConfigError(f"{what} {path} cannot be read", observed=str(e), hint="check the path and its permissions") from None
+        raise ConfigError(
+            f"{what} {path} cannot be read", observed=str(e), hint="check the path and its permissions"
+        ) from None
     return load_yaml_text(text, f"{what} {path}")
 
 
 def parse_stack(data: Any, source: str = "stack") -> Stack:
     """Validate a stack mapping; ConfigError lists every bad key path."""
     if not isinstance(data, dict):
-        raise ConfigError(f"{source}: expected a mapping at the top level", observed=f"got {type(data).__name__}",
-                          hint="start the file with keys such as cluster:, chart_repository:, releases:, nodegroup:")
+        raise ConfigError(
+            f"{source}: expected a mapping at the top level",
+            observed=f"got {type(data).__name__}",
+            hint="start the file with keys such as cluster:, chart_repository:, releases:, nodegroup:",
+        )
     try:
         return Stack.model_validate(data)
     except ValidationError as e:
-        raise ConfigError(f"{source} is not a valid stack", observed="\n" + format_validation_error(e, source),
-                          hint="correct the keys listed above") from None
+        raise ConfigError(
+            f"{source} is not a valid stack",
+            observed="\n" + format_validation_error(e, source),
+            hint="correct the keys listed above",
+        ) from None
 
 
 def load_stack_data(config_dir: Path, environment: str | None = None) -> dict[str, Any]:
     """stack.yaml deep-merged with environments/<environment>.yaml, unvalidated."""
     base = read_yaml(config_dir / "stack.yaml", "stack file")
     if not isinstance(base, dict):
-        raise ConfigError(f"{config_dir / 'stack.yaml'}: expected a mapping at the top level",
-                          observed=f"got {type(base).__name__}", hint="see the README's Configuration section")
+        raise ConfigError(
+            f"{config_dir / 'stack.yaml'}: expected a mapping at the top level",
+            observed=f"got {type(base).__name__}",
+            hint="see the README's Configuration section",
+        )
     if environment:
         if not re.match(DNS_LABEL, environment):
-            raise ConfigError(f"environment name {environment!r} is not valid",
-                              hint="use lower-case letters, digits and '-', matching configs/environments/<name>.yaml")
+            raise ConfigError(
+                f"environment name {environment!r} is not valid",
+                hint="use lower-case letters, digits and '-', matching configs/environments/<name>.yaml",
+            )
         overlay_path = config_dir / "environments" / f"{environment}.yaml"
         if not overlay_path.exists():
             known = sorted(p.stem for p in (config_dir / "environments").glob("*.yaml"))
-            raise ConfigError(f"environment {environment!r} has no overlay file {overlay_path}",
-                              observed=f"known environments: {', '.join(known) or 'none'}",
-                              hint="pick one of the known environments or create the overlay file")
+            raise ConfigError(
+                f"environment {environment!r} has no overlay file {overlay_path}",
+                observed=f"known environments: {', '.join(known) or 'none'}",
+                hint="pick one of the known environments or create the overlay file",
+            )
         overlay = read_yaml(overlay_path, "overlay") or {}
         if not isinstance(overlay, dict):
-            raise ConfigError(f"{overlay_path}: expected a mapping", observed=f"got {type(overlay).__name__}",
-                              hint="an overlay holds the same keys as stack.yaml, only those that differ")
+            raise ConfigError(
+                f"{overlay_path}: expected a mapping",
+                observed=f"got {type(overlay).__name__}",
+                hint="an overlay holds the same keys as stack.yaml, only those that differ",
+            )
         base = deep_merge(base, overlay)
     return base
 

@@ -21,8 +21,10 @@ def is_public(subnet_id: str, route_tables: list[dict[str, Any]]) -> bool:
     rt = route_table_for(subnet_id, route_tables)
     if rt is None:
         return False
-    return any(r.get("DestinationCidrBlock") == "0.0.0.0/0" and str(r.get("GatewayId", "")).startswith("igw-")
-               for r in rt.get("Routes") or [])
+    return any(
+        r.get("DestinationCidrBlock") == "0.0.0.0/0" and str(r.get("GatewayId", "")).startswith("igw-")
+        for r in rt.get("Routes") or []
+    )
 
 
 def private_subnets(subnets: list[dict[str, Any]], route_tables: list[dict[str, Any]]) -> list[str]:

@@ -13,10 +13,26 @@ from tasks.errors import ConfigError
 from tasks.model import Nodegroup, Stack
 
 _SUPPORTED_NG_KEYS = {
-    "name", "instanceType", "instanceTypes", "desiredCapacity", "minSize", "maxSize", "volumeSize",
-    "amiFamily", "labels", "taints", "privateNetworking", "subnets", "iam", "tags",
+    "name",
+    "instanceType",
+    "instanceTypes",
+    "desiredCapacity",
+    "minSize",
+    "maxSize",
+    "volumeSize",
+    "amiFamily",
+    "labels",
+    "taints",
+    "privateNetworking",
+    "subnets",
+    "iam",
+    "tags",
 }
-_AMI_FAMILY = {"AmazonLinux2023": "AL2023_x86_64_STANDARD", "AmazonLinux2": "AL2_x86_64", "Bottlerocket": "BOTTLEROCKET_x86_64"}
+_AMI_FAMILY = {
+    "AmazonLinux2023": "AL2023_x86_64_STANDARD",
+    "AmazonLinux2": "AL2_x86_64",
+    "Bottlerocket": "BOTTLEROCKET_x86_64",
+}
 _EFFECT = {"NoSchedule": "NO_SCHEDULE", "NoExecute": "NO_EXECUTE", "PreferNoSchedule": "PREFER_NO_SCHEDULE"}
 
 
@@ -41,28 +57,43 @@ class NodegroupPlan:
 
 def plan_nodegroup(doc: Any, stack: Stack, source: str = "nodegroup file") -> NodegroupPlan:
     """Validate the eksctl file against the stack and map it; ConfigError names the key path."""
-    if not isinstance(doc, dict) or doc.get("kind") != "ClusterConfig" or not str(doc.get("apiVersion", "")).startswith("eksctl.io/"):
+    if (
+        not isinstance(doc, dict)
+        or doc.get("kind") != "ClusterConfig"
+        or not str(doc.get("apiVersion", "")).startswith("eksctl.io/")
+    ):
         shown = doc if isinstance(doc, dict) else {}
-        raise ConfigError(f"{source}: not an eksctl ClusterConfig",
-                          observed=f"apiVersion={shown.get('apiVersion')!r}, kind={shown.get('kind')!r}",
-                          hint="use the runbook's nodegroup.yaml (apiVersion: eksctl.io/v1alpha5, kind: ClusterConfig)")
+        raise ConfigError(
+            f"{source}: not an eksctl ClusterConfig",
+            observed=f"apiVersion={shown.get('apiVersion')!r}, kind={shown.get('kind')!r}",
+            hint="use the runbook's nodegroup.yaml (apiVersion: eksctl.io/v1alpha5, kind: ClusterConfig)",
+        )
     meta = doc.get("metadata") or {}
     if meta.get("name") != stack.cluster.name:
-        raise ConfigError(f"{source}: metadata.name is {meta.get('name')!r} but the stack's cluster is {stack.cluster.name!r}",
-                          hint="make both name the same cluster")
+        raise ConfigError(
+            f"{source}: metadata.name is {meta.get('name')!r} but the stack's cluster is {stack.cluster.name!r}",
+            hint="make both name the same cluster",
+        )
     if meta.get("region") != stack.cluster.region:
-        raise ConfigError(f"{source}: metadata.region is {meta.get('region')!r} but the stack's region is {stack.cluster.region!r}",
-                          hint="make both name the same region")
+        raise ConfigError(
+            f"{source}: metadata.region is {meta.get('region')!r} but the stack's region is {stack.cluster.region!r}",
+            hint="make both name the same region",
+        )
     groups = doc.get("managedNodeGroups")
     if not isinstance(groups, list) or len(groups) != 1 or not isinstance(groups[0], dict):
-        raise ConfigError(f"{source}: managedNodeGroups must list exactly one nodegroup",
-                          observed=f"got {groups!r}"[:200], hint="one nodegroup per stack, as in the runbook")
+        raise ConfigError(
+            f"{source}: managedNodeGroups must list exactly one nodegroup",
+            observed=f"got {groups!r}"[:200],
+            hint="one nodegroup per stack, as in the runbook",
+        )
     ng = groups[0]
     path = "managedNodeGroups[0]"
     unknown = sorted(set(ng) - _SUPPORTED_NG_KEYS)
     if unknown:
-        raise ConfigError(f"{source}: {path} has keys this flow cannot honour: {', '.join(unknown)}",
-                          hint=f"remove them, or use nodegroup_method=eksctl; supported: {', '.join(sorted(_SUPPORTED_NG_KEYS))}")
+        raise ConfigError(
+            f"{source}: {path} has keys this flow cannot honour: {', '.join(unknown)}",
+            hint=f"remove them, or use nodegroup_method=eksctl; supported: {', '.join(sorted(_SUPPORTED_NG_KEYS))}",
+        )
     defaults: Nodegroup = stack.nodegroup
 
     def _int(key: str, default: int | None) -> int | None:
@@ -74,33 +105,48 @@ def plan_nodegroup(doc: Any, stack: Stack, source: str = "nodegroup file") -> No
         return v
 
     name = ng.get("name")
-    if not isinstance(name, str) or not name or not name[0].isalnum() or not all(c.isalnum() or c in "-_" for c in name) or len(name) > 63:
+    if (
+        not isinstance(name, str)
+        or not name
+        or not name[0].isalnum()
+        or not all(c.isalnum() or c in "-_" for c in name)
+        or len(name) > 63
+    ):
         raise ConfigError(f"{source}: {path}.name must be 1-63 letters, digits, '-' or '_'", observed=f"got {name!r}")
     types = ng.get("instanceTypes") or ([ng["instanceType"]] if "instanceType" in ng else None)
     if not types or not all(isinstance(t, str) and t.replace(".", "").replace("-", "").isalnum() for t in types):
-        raise ConfigError(f"{source}: {path}.instanceType is missing or malformed", observed=f"got {types!r}",
-                          hint="e.g. instanceType: m5.xlarge")
+        raise ConfigError(
+            f"{source}: {path}.instanceType is missing or malformed",
+            observed=f"got {types!r}",
+            hint="e.g. instanceType: m5.xlarge",
+        )
     desired = _int("desiredCapacity", None)
     min_size = _int("minSize", desired)
     max_size = _int("maxSize", desired)
     if desired is None or min_size is None or max_size is None:
         raise ConfigError(f"{source}: {path}.desiredCapacity is required", hint="e.g. desiredCapacity: 2")
     if not (min_size <= desired <= max_size) or max_size < 1:
-        raise ConfigError(f"{source}: {path}: need minSize <= desiredCapacity <= maxSize and maxSize >= 1",
-                          observed=f"min={min_size} desired={desired} max={max_size}")
+        raise ConfigError(
+            f"{source}: {path}: need minSize <= desiredCapacity <= maxSize and maxSize >= 1",
+            observed=f"min={min_size} desired={desired} max={max_size}",
+        )
     ami = defaults.ami_type
     if "amiFamily" in ng:
         if ng["amiFamily"] not in _AMI_FAMILY:
-            raise ConfigError(f"{source}: {path}.amiFamily {ng['amiFamily']!r} is not supported",
-                              hint=f"use one of {', '.join(_AMI_FAMILY)}")
+            raise ConfigError(
+                f"{source}: {path}.amiFamily {ng['amiFamily']!r} is not supported",
+                hint=f"use one of {', '.join(_AMI_FAMILY)}",
+            )
         ami = _AMI_FAMILY[ng["amiFamily"]]
     labels = dict(defaults.labels)
     labels.update({str(k): str(v) for k, v in (ng.get("labels") or {}).items()})
     taints = [(t.key, t.value, t.effect.value) for t in defaults.taints]
     for i, t in enumerate(ng.get("taints") or []):
         if not isinstance(t, dict) or t.get("effect") not in _EFFECT or not t.get("key"):
-            raise ConfigError(f"{source}: {path}.taints[{i}] needs key and effect (NoSchedule|NoExecute|PreferNoSchedule)",
-                              observed=f"got {t!r}")
+            raise ConfigError(
+                f"{source}: {path}.taints[{i}] needs key and effect (NoSchedule|NoExecute|PreferNoSchedule)",
+                observed=f"got {t!r}",
+            )
         taints.append((str(t["key"]), str(t.get("value", "")), _EFFECT[t["effect"]]))
     role = defaults.node_role
     iam = ng.get("iam") or {}

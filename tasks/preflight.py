@@ -55,7 +55,12 @@ def service_monitor_paths(values: Any, prefix: str = "") -> list[str]:
     if isinstance(values, dict):
         for k, v in values.items():
             path = f"{prefix}.{k}" if prefix else str(k)
-            if k == "serviceMonitor" and isinstance(v, dict) and v.get("enabled") is True and not v.get("trustCRDsExist"):
+            if (
+                k == "serviceMonitor"
+                and isinstance(v, dict)
+                and v.get("enabled") is True
+                and not v.get("trustCRDsExist")
+            ):
                 found.append(path)
             else:
                 found.extend(service_monitor_paths(v, path))
@@ -80,11 +85,15 @@ class Recovery:
 
     def describe(self) -> str:
         if self.kind is RecoveryKind.rollback:
-            return (f"release {self.release} was {self.status} (revision {self.revision}): "
-                    f"rolled back to revision {self.last_deployed_revision}")
+            return (
+                f"release {self.release} was {self.status} (revision {self.revision}): "
+                f"rolled back to revision {self.last_deployed_revision}"
+            )
         if self.kind is RecoveryKind.upgrade_over:
-            return (f"release {self.release} was {self.status} (revision {self.revision}): upgrading over it "
-                    f"(last deployed revision {self.last_deployed_revision})")
+            return (
+                f"release {self.release} was {self.status} (revision {self.revision}): upgrading over it "
+                f"(last deployed revision {self.last_deployed_revision})"
+            )
         word = "failed" if self.status == "failed" else "pending"
         return f"release {self.release} was {self.status} with no deployed revision: uninstalled the {word} release"
 
@@ -107,8 +116,11 @@ def plan_recovery(name: str, status: str | None, revision: int | None, last_depl
 
 def recovery_commands(state: ReleaseState, helm: str = "helm") -> list[str]:
     if state.last_deployed_revision:
-        return [helm_argv.shell_line(helm_argv.rollback(helm, state.name, state.namespace, state.last_deployed_revision,
-                                                        timeout_seconds=600))]
+        return [
+            helm_argv.shell_line(
+                helm_argv.rollback(helm, state.name, state.namespace, state.last_deployed_revision, timeout_seconds=600)
+            )
+        ]
     return [helm_argv.shell_line(helm_argv.uninstall(helm, state.name, state.namespace, timeout_seconds=600))]
 
 
@@ -119,13 +131,15 @@ def evaluate(facts: ClusterFacts, rendered_values: dict[str, dict[str, Any]]) ->
         problems.append(
             f"EKS managed add-on(s) {', '.join(present_addons)} are installed: they conflict with Cilium (ENI IPAM and "
             f"kube-proxy replacement). Fix: `aws eks delete-addon --cluster-name {facts.cluster} --addon-name NAME "
-            f"--region {facts.region}` for each, or recreate the cluster with addonsConfig.disableDefaultAddons: true")
+            f"--region {facts.region}` for each, or recreate the cluster with addonsConfig.disableDefaultAddons: true"
+        )
     present_ds = [d for d in facts.kube_system_daemonsets if d in CONFLICTING_DAEMONSETS]
     if present_ds:
         problems.append(
             f"DaemonSet(s) kube-system/{', kube-system/'.join(present_ds)} exist: the cluster was created with default "
             f"add-ons. Fix: `kubectl -n kube-system delete daemonset {' '.join(present_ds)}` (on a cluster without "
-            "workloads) or recreate it with addonsConfig.disableDefaultAddons: true")
+            "workloads) or recreate it with addonsConfig.disableDefaultAddons: true"
+        )
     cilium = facts.releases.get(facts.cilium_release)
     cilium_installed = cilium is not None and cilium.status == "deployed"
     # Nodes of the stack's own nodegroup are a resumed install (a run that died after creating the nodegroup, which
@@ -135,31 +149,41 @@ def evaluate(facts: ClusterFacts, rendered_values: dict[str, dict[str, Any]]) ->
     if foreign and not cilium_installed:
         shown = ", ".join(foreign[:5]) + (" ..." if len(foreign) > 5 else "")
         problems.append(
-            f"{len(foreign)} node(s) outside the stack's nodegroup already exist ({shown}) but Cilium is not installed: a node initialised by "
+            f"{len(foreign)} node(s) outside the stack's nodegroup already exist ({shown}) but Cilium is "
+            "not installed: a node initialised by "
             "another CNI keeps it. Fix: delete those nodegroups (and their nodes) before the install; they are "
-            "replaced by the stack's nodegroup once Cilium is in place")
+            "replaced by the stack's nodegroup once Cilium is in place"
+        )
     if not facts.servicemonitor_crd:
         paths = sorted({p for v in rendered_values.values() for p in service_monitor_paths(v)})
         if paths:
             problems.append(
                 f"the ServiceMonitor CRD ({SERVICEMONITOR_CRD}) is missing but the values enable ServiceMonitors at "
-                f"{', '.join(paths)}. Fix: install the Prometheus operator CRDs first, e.g. `helm install prometheus-operator-crds "
-                "prometheus-community/prometheus-operator-crds`, or set each path's trustCRDsExist: true")
+                f"{', '.join(paths)}. Fix: install the Prometheus operator CRDs first, e.g. `helm "
+                "install prometheus-operator-crds "
+                "prometheus-community/prometheus-operator-crds`, or set each path's trustCRDsExist: true"
+            )
     if not facts.admin_allowed:
         problems.append(
-            f"the caller {facts.principal} is not cluster-admin in {facts.cluster} (SelfSubjectAccessReview for '*' on '*' "
+            f"the caller {facts.principal} is not cluster-admin in {facts.cluster} "
+            "(SelfSubjectAccessReview for '*' on '*' "
             f"was denied{': ' + facts.admin_reason if facts.admin_reason else ''}). Fix: `aws eks create-access-entry "
             f"--cluster-name {facts.cluster} --principal-arn {facts.principal}` and `aws eks associate-access-policy "
-            f"--cluster-name {facts.cluster} --principal-arn {facts.principal} --access-scope type=cluster --policy-arn "
-            "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy`")
+            f"--cluster-name {facts.cluster} --principal-arn {facts.principal} --access-scope "
+            "type=cluster --policy-arn "
+            "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy`"
+        )
     for name, state in facts.releases.items():
         if needs_recovery(state.status) and not facts.recover_pending:
             problems.append(
                 f"release {name} in {state.namespace} is stuck in {state.status} (revision {state.revision}) from an "
                 f"interrupted or failed run. Fix: {' ; '.join(recovery_commands(state))} and run again, "
-                "or run with recover_pending: true")
+                "or run with recover_pending: true"
+            )
         elif state.status == "uninstalling":
-            problems.append(f"release {name} in {state.namespace} is being uninstalled; wait for it to finish and run again")
+            problems.append(
+                f"release {name} in {state.namespace} is being uninstalled; wait for it to finish and run again"
+            )
     for name, msg in facts.missing_chart_versions.items():
         problems.append(f"release {name}: {msg}")
     for name, msg in facts.render_errors.items():

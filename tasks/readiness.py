@@ -21,13 +21,18 @@ def _int(value: Any) -> int:
 
 def _generation_observed(obj: dict[str, Any]) -> bool:
     """kubectl: `metadata.generation <= status.observedGeneration` (missing counts as 0)."""
-    return _int((obj.get("metadata") or {}).get("generation")) <= _int((obj.get("status") or {}).get("observedGeneration"))
+    return _int((obj.get("metadata") or {}).get("generation")) <= _int(
+        (obj.get("status") or {}).get("observedGeneration")
+    )
 
 
 def _waiting_for_generation(obj: dict[str, Any]) -> Verdict:
     meta, status = obj.get("metadata") or {}, obj.get("status") or {}
-    return Verdict(False, f"waiting for the controller to observe generation {meta.get('generation')} "
-                          f"(observed {status.get('observedGeneration') or 0})")
+    return Verdict(
+        False,
+        f"waiting for the controller to observe generation {meta.get('generation')} "
+        f"(observed {status.get('observedGeneration') or 0})",
+    )
 
 
 def daemonset(ds: dict[str, Any] | None, *, expected_nodes: int | None = None) -> Verdict:
@@ -38,13 +43,18 @@ def daemonset(ds: dict[str, Any] | None, *, expected_nodes: int | None = None) -
         return Verdict(False, "does not exist")
     strategy = ((ds.get("spec") or {}).get("updateStrategy") or {}).get("type")
     if strategy != "RollingUpdate":
-        return Verdict(False, f"rollout status is only available for RollingUpdate strategy type (updateStrategy is "
-                              f"{strategy or 'not set'}): set spec.updateStrategy.type RollingUpdate", failed=True)
+        return Verdict(
+            False,
+            f"rollout status is only available for RollingUpdate strategy type (updateStrategy is "
+            f"{strategy or 'not set'}): set spec.updateStrategy.type RollingUpdate",
+            failed=True,
+        )
     if not _generation_observed(ds):
         return _waiting_for_generation(ds)
     s = ds.get("status") or {}
-    desired, updated, available = (_int(s.get(k)) for k in ("desiredNumberScheduled", "updatedNumberScheduled",
-                                                             "numberAvailable"))
+    desired, updated, available = (
+        _int(s.get(k)) for k in ("desiredNumberScheduled", "updatedNumberScheduled", "numberAvailable")
+    )
     summary = f"{available}/{desired} available, {updated}/{desired} updated"
     if updated < desired:
         return Verdict(False, f"rollout in progress: {summary}")
@@ -65,8 +75,12 @@ def deployment(d: dict[str, Any] | None, *, expected_replicas: int | None = None
         return Verdict(False, "does not exist")
     spec_replicas = (d.get("spec") or {}).get("replicas")
     if expected_replicas is not None and _int(spec_replicas) < expected_replicas:
-        return Verdict(False, f"{_int(spec_replicas)} replica(s) requested but the release renders {expected_replicas}: "
-                              "scaled down outside helm", failed=True)
+        return Verdict(
+            False,
+            f"{_int(spec_replicas)} replica(s) requested but the release renders {expected_replicas}: "
+            "scaled down outside helm",
+            failed=True,
+        )
     if not _generation_observed(d):
         return _waiting_for_generation(d)
     s = d.get("status") or {}
@@ -93,22 +107,34 @@ def job(j: dict[str, Any] | None) -> Verdict:
     if (conds.get("Complete") or {}).get("status") == "True":
         return Verdict(True, "complete")
     s = j.get("status") or {}
-    return Verdict(False, f"not complete: {int(s.get('active') or 0)} active, {int(s.get('succeeded') or 0)} succeeded, "
-                          f"{int(s.get('failed') or 0)} failed")
+    return Verdict(
+        False,
+        f"not complete: {int(s.get('active') or 0)} active, {int(s.get('succeeded') or 0)} succeeded, "
+        f"{int(s.get('failed') or 0)} failed",
+    )
 
 
 def node_ready(node: dict[str, Any]) -> bool:
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in (node.get("status") or {}).get("conditions") or [])
+    return any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in (node.get("status") or {}).get("conditions") or []
+    )
 
 
 def nodes(node_list: list[dict[str, Any]], *, expected: int, nodegroup: str | None = None) -> Verdict:
-    members = [n for n in node_list if nodegroup is None
-               or ((n.get("metadata") or {}).get("labels") or {}).get("eks.amazonaws.com/nodegroup") == nodegroup]
+    members = [
+        n
+        for n in node_list
+        if nodegroup is None
+        or ((n.get("metadata") or {}).get("labels") or {}).get("eks.amazonaws.com/nodegroup") == nodegroup
+    ]
     ready = [n for n in members if node_ready(n)]
     not_ready = []
     for n in members:
         if not node_ready(n):
-            c: dict[str, Any] = next((c for c in (n.get("status") or {}).get("conditions") or [] if c.get("type") == "Ready"), {})
+            c: dict[str, Any] = next(
+                (c for c in (n.get("status") or {}).get("conditions") or [] if c.get("type") == "Ready"), {}
+            )
             not_ready.append(f"{n['metadata']['name']}: {c.get('reason', 'NotReady')} {c.get('message', '')}".strip())
     summary = f"{len(ready)}/{expected} nodes Ready ({len(members)} registered)"
     return Verdict(len(ready) >= expected, summary, details=not_ready)
@@ -128,14 +154,18 @@ def pod_problems(pods: list[dict[str, Any]]) -> list[str]:
         for cs in st.get("containerStatuses") or []:
             w = (cs.get("state") or {}).get("waiting")
             if w:
-                reasons.append(f"{cs.get('name')}: {w.get('reason', '')}{' - ' + w['message'] if w.get('message') else ''}"
-                               f" (restarts {cs.get('restartCount', 0)})")
+                reasons.append(
+                    f"{cs.get('name')}: {w.get('reason', '')}{' - ' + w['message'] if w.get('message') else ''}"
+                    f" (restarts {cs.get('restartCount', 0)})"
+                )
         sched = conds.get("PodScheduled") or {}
         if sched.get("status") == "False":
             reasons.append(f"unschedulable: {sched.get('message', '')}")
         node = (p.get("spec") or {}).get("nodeName") or "no node"
-        out.append(f"{p['metadata'].get('namespace')}/{p['metadata']['name']} on {node}: phase {st.get('phase', 'Pending')}"
-                   + (f"; {'; '.join(reasons)}" if reasons else ""))
+        out.append(
+            f"{p['metadata'].get('namespace')}/{p['metadata']['name']} on {node}: phase {st.get('phase', 'Pending')}"
+            + (f"; {'; '.join(reasons)}" if reasons else "")
+        )
     return out
 
 

@@ -62,8 +62,10 @@ def load_inputs(config_dir: Path, stack: Stack) -> StackInputs:
         if data is None:
             data = {}
         if not isinstance(data, dict):
-            raise ConfigError(f"values file {config_dir / rel.values_file} (release {name!r}) must hold a mapping",
-                              observed=f"got {type(data).__name__}")
+            raise ConfigError(
+                f"values file {config_dir / rel.values_file} (release {name!r}) must hold a mapping",
+                observed=f"got {type(data).__name__}",
+            )
         base[name] = data
     ng = read_yaml(config_dir / stack.nodegroup.file, "nodegroup file")
     return StackInputs(stack=stack, base_values=base, nodegroup_doc=ng)
@@ -74,15 +76,22 @@ def validate_overrides(stack: Stack, overrides: Any) -> dict[str, dict[str, Any]
     if overrides is None:
         return {}
     if not isinstance(overrides, dict):
-        raise ConfigError("values overrides must map release names to values", observed=f"got {type(overrides).__name__}",
-                          hint=f"e.g. {{\"{stack.cilium[0]}\": {{\"debug\": {{\"enabled\": true}}}}}}")
+        raise ConfigError(
+            "values overrides must map release names to values",
+            observed=f"got {type(overrides).__name__}",
+            hint=f'e.g. {{"{stack.cilium[0]}": {{"debug": {{"enabled": true}}}}}}',
+        )
     unknown = sorted(set(overrides) - set(stack.releases))
     if unknown:
-        raise ConfigError(f"values overrides name unknown release(s): {', '.join(map(str, unknown))}",
-                          hint=f"use one of: {', '.join(stack.releases)}")
+        raise ConfigError(
+            f"values overrides name unknown release(s): {', '.join(map(str, unknown))}",
+            hint=f"use one of: {', '.join(stack.releases)}",
+        )
     for name, ov in overrides.items():
         if ov is not None and not isinstance(ov, dict):
-            raise ConfigError(f"values overrides for release {name!r} must be a mapping", observed=f"got {type(ov).__name__}")
+            raise ConfigError(
+                f"values overrides for release {name!r} must be a mapping", observed=f"got {type(ov).__name__}"
+            )
     return {k: v for k, v in overrides.items() if v}
 
 
@@ -102,7 +111,9 @@ def render_stack(
         if not rel.enabled:
             continue
         if rel.component is Component.cilium:
-            findings += cluster_identity_findings(stack, name, rel.values_file, inputs.base_values[name], overrides.get(name))
+            findings += cluster_identity_findings(
+                stack, name, rel.values_file, inputs.base_values[name], overrides.get(name)
+            )
         values[name] = render_values(
             inputs.base_values[name],
             component=rel.component,
@@ -116,9 +127,17 @@ def render_stack(
         findings = [f for f in findings if "placeholder" not in f.message]
     else:
         for name, v in values.items():
-            if contains_placeholder(v) and not any(f.path.startswith(name + ".") and "placeholder" in f.message for f in findings):
-                findings.append(Finding(Severity.error, name, "values still hold the endpoint placeholder",
-                                        "render with the cluster endpoint"))
+            if contains_placeholder(v) and not any(
+                f.path.startswith(name + ".") and "placeholder" in f.message for f in findings
+            ):
+                findings.append(
+                    Finding(
+                        Severity.error,
+                        name,
+                        "values still hold the endpoint placeholder",
+                        "render with the cluster endpoint",
+                    )
+                )
     plan = plan_nodegroup(inputs.nodegroup_doc, stack, str(stack.nodegroup.file))
     return RenderedStack(stack=stack, values=values, nodegroup=plan, findings=findings)
 

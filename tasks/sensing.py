@@ -47,7 +47,9 @@ def wait_until(
             raise PermanentError(f"{what}: {verdict.summary}", observed=_observed(verdict, diagnose), hint=hint)
         now = clock()
         if now >= deadline:
-            raise SensorTimeout(f"{what}: not ready after {timeout:.0f} s", observed=_observed(verdict, diagnose), hint=hint)
+            raise SensorTimeout(
+                f"{what}: not ready after {timeout:.0f} s", observed=_observed(verdict, diagnose), hint=hint
+            )
         sleep(max(0.0, min(interval, deadline - now)))
 
 

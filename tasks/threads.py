@@ -12,7 +12,9 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-def map_in_threads(fn: Callable[[T], R], items: Sequence[T], max_workers: int | None = None, name: str = "worker") -> list[R]:
+def map_in_threads(
+    fn: Callable[[T], R], items: Sequence[T], max_workers: int | None = None, name: str = "worker"
+) -> list[R]:
     """fn(item) for every item, at most `max_workers` at a time (default: all at once); results in item order."""
     if len(items) <= 1:
         return [fn(i) for i in items]

@@ -25,7 +25,9 @@ ENDPOINT_PLACEHOLDER = "<YOUR-EKS-API-SERVER-ENDPOINT>"
 KNOWN_FEATURE_GATES = ("DNSProxyHA", "HubbleTimescape")
 # Cilium's cluster-id rule: 0 (no Cluster Mesh) or 1..maxConnectedClusters, which is 255 (default) or 511.
 MAX_CONNECTED_CLUSTERS = (255, 511)
-_HOSTNAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
+_HOSTNAME = re.compile(
+    r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
+)
 
 
 @dataclass(frozen=True)
@@ -43,25 +45,42 @@ def normalise_endpoint(url: str) -> Endpoint:
     """
     raw = (url or "").strip()
     if not raw:
-        raise ConfigError("the API server endpoint is empty", hint="pass the cluster's endpoint, e.g. https://ABC.gr7.us-east-1.eks.amazonaws.com")
+        raise ConfigError(
+            "the API server endpoint is empty",
+            hint="pass the cluster's endpoint, e.g. https://ABC.gr7.us-east-1.eks.amazonaws.com",
+        )
     candidate = raw if "://" in raw else f"https://{raw}"
     try:
         parts = urlsplit(candidate)
         port = parts.port
     except ValueError as e:
-        raise ConfigError(f"endpoint {raw!r} is not a URL or host name", observed=str(e),
-                          hint="give https://HOST[:PORT] or HOST") from None
+        raise ConfigError(
+            f"endpoint {raw!r} is not a URL or host name", observed=str(e), hint="give https://HOST[:PORT] or HOST"
+        ) from None
     if parts.scheme != "https":
-        raise ConfigError(f"endpoint {raw!r} uses scheme {parts.scheme!r}", hint="the EKS API server is reached over https://")
+        raise ConfigError(
+            f"endpoint {raw!r} uses scheme {parts.scheme!r}", hint="the EKS API server is reached over https://"
+        )
     if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username or parts.password:
-        raise ConfigError(f"endpoint {raw!r} has a path, query or credentials",
-                          hint="give only the scheme, host and optional port: https://HOST[:PORT]")
+        raise ConfigError(
+            f"endpoint {raw!r} has a path, query or credentials",
+            hint="give only the scheme, host and optional port: https://HOST[:PORT]",
+        )
     # urlsplit lower-cases .hostname; keep the endpoint's own spelling (EKS hosts are upper-case hex).
     netloc = parts.netloc
-    host = netloc[1:netloc.index("]")] if netloc.startswith("[") and "]" in netloc else netloc.rsplit(":", 1)[0] if parts.port else netloc
+    host = (
+        netloc[1 : netloc.index("]")]
+        if netloc.startswith("[") and "]" in netloc
+        else netloc.rsplit(":", 1)[0]
+        if parts.port
+        else netloc
+    )
     if not _is_host(host):
-        raise ConfigError(f"endpoint {raw!r} does not name a host", observed=f"host part {host!r}",
-                          hint="give a DNS name or an IP address")
+        raise ConfigError(
+            f"endpoint {raw!r} does not name a host",
+            observed=f"host part {host!r}",
+            hint="give a DNS name or an IP address",
+        )
     return Endpoint(host=host, port=port or 443)
 
 
@@ -112,7 +131,11 @@ def render_values(
     values = base
     if endpoint is not None:
         values = _substitute(values, ENDPOINT_PLACEHOLDER, endpoint.host)
-        if component is Component.cilium and "k8sServiceHost" in values and (endpoint.port != 443 or "k8sServicePort" not in values):
+        if (
+            component is Component.cilium
+            and "k8sServiceHost" in values
+            and (endpoint.port != 443 or "k8sServicePort" not in values)
+        ):
             values = {**values, "k8sServicePort": endpoint.port}
     if overrides:
         if not isinstance(overrides, dict):
@@ -156,32 +179,48 @@ def _truthy(v: Any) -> bool:
     return v is True or (isinstance(v, str) and v.strip().lower() == "true")
 
 
-def cluster_identity_findings(stack: Stack, release: str, values_file: str, base: dict[str, Any],
-                              overrides: dict[str, Any] | None) -> list[Finding]:
+def cluster_identity_findings(
+    stack: Stack, release: str, values_file: str, base: dict[str, Any], overrides: dict[str, Any] | None
+) -> list[Finding]:
     """Errors for a values file or overrides whose cluster.name / cluster.id disagree with the stack's.
 
     Cilium's identity comes from the stack (`cluster.name` or `cluster.cilium_name`, `cluster.id`); a values file
     or override may repeat it, never contradict it (a contradiction means one of the two places is wrong).
     """
     findings: list[Finding] = []
-    want = {"name": (stack.cluster.cilium_cluster_name, "cluster.cilium_name" if stack.cluster.cilium_name else "cluster.name"),
-            "id": (stack.cluster.id, "cluster.id")}
+    want = {
+        "name": (
+            stack.cluster.cilium_cluster_name,
+            "cluster.cilium_name" if stack.cluster.cilium_name else "cluster.name",
+        ),
+        "id": (stack.cluster.id, "cluster.id"),
+    }
     for place, vals in ((f"values file {values_file}", base), (f"values_overrides.{release}", overrides or {})):
         cluster = vals.get("cluster")
         if cluster is None:
             continue
         if not isinstance(cluster, dict):
-            findings.append(Finding(Severity.error, f"{release}.cluster", f"{place} sets cluster to {cluster!r}, not a mapping",
-                                    "remove it: cluster.name and cluster.id come from the stack"))
+            findings.append(
+                Finding(
+                    Severity.error,
+                    f"{release}.cluster",
+                    f"{place} sets cluster to {cluster!r}, not a mapping",
+                    "remove it: cluster.name and cluster.id come from the stack",
+                )
+            )
             continue
         for key, (expected, stack_key) in want.items():
             got = cluster.get(key)
             if got is not None and str(got).strip() != str(expected):
-                findings.append(Finding(
-                    Severity.error, f"{release}.cluster.{key}",
-                    f"{place} sets cluster.{key} {got!r} but the stack's {stack_key} is {expected!r}",
-                    f"Cilium's cluster {key} comes from the stack: remove cluster.{key} from {place} (or set it to "
-                    f"{expected!r}), or change {stack_key} in the stack if {got!r} is the one you meant"))
+                findings.append(
+                    Finding(
+                        Severity.error,
+                        f"{release}.cluster.{key}",
+                        f"{place} sets cluster.{key} {got!r} but the stack's {stack_key} is {expected!r}",
+                        f"Cilium's cluster {key} comes from the stack: remove cluster.{key} from {place} (or set it to "
+                        f"{expected!r}), or change {stack_key} in the stack if {got!r} is the one you meant",
+                    )
+                )
     return findings
 
 
@@ -200,35 +239,68 @@ def feature_gate_findings(path: str, gates: list[Any]) -> list[Finding]:
         if isinstance(gate, str) and gate in KNOWN_FEATURE_GATES:
             continue
         closest = _closest(gate, KNOWN_FEATURE_GATES) if isinstance(gate, str) else None
-        fix = (f"did you mean {closest!r}? Replace {gate!r} with it" if closest
-               else f"remove {gate!r}; the gates known here are {', '.join(KNOWN_FEATURE_GATES)}")
-        findings.append(Finding(Severity.error, f"{path}[{i}]", f"unknown enterprise feature gate {gate!r}",
-                                fix + " (a gate your Isovalent release documents and this project lacks belongs in "
-                                      "tasks/values.py KNOWN_FEATURE_GATES)"))
+        fix = (
+            f"did you mean {closest!r}? Replace {gate!r} with it"
+            if closest
+            else f"remove {gate!r}; the gates known here are {', '.join(KNOWN_FEATURE_GATES)}"
+        )
+        findings.append(
+            Finding(
+                Severity.error,
+                f"{path}[{i}]",
+                f"unknown enterprise feature gate {gate!r}",
+                fix + " (a gate your Isovalent release documents and this project lacks belongs in "
+                "tasks/values.py KNOWN_FEATURE_GATES)",
+            )
+        )
     return findings
 
 
 def cluster_id_findings(stack: Stack, cilium_name: str, cil: dict[str, Any]) -> list[Finding]:
-    """Cilium's cluster-id rules, checked before helm (its chart fails some of them only at install, the agent the rest)."""
+    """Cilium's cluster-id rules, checked before helm (its chart fails some only at install, the agent the rest)."""
     findings = []
     cid = stack.cluster.id
     raw_max = _get(cil, "clustermesh.maxConnectedClusters")
     max_cc = 255 if raw_max is None else raw_max
     if max_cc not in MAX_CONNECTED_CLUSTERS or isinstance(max_cc, bool):
-        findings.append(Finding(Severity.error, f"{cilium_name}.clustermesh.maxConnectedClusters",
-                                f"is {raw_max!r}; Cilium accepts only 255 or 511", "set it to 255 (the default) or 511"))
+        findings.append(
+            Finding(
+                Severity.error,
+                f"{cilium_name}.clustermesh.maxConnectedClusters",
+                f"is {raw_max!r}; Cilium accepts only 255 or 511",
+                "set it to 255 (the default) or 511",
+            )
+        )
     elif cid > max_cc:
-        findings.append(Finding(Severity.error, "cluster.id",
-                                f"the stack's cluster.id {cid} is above {max_cc}, the highest id Cilium accepts with "
-                                f"clustermesh.maxConnectedClusters {max_cc}",
-                                "pick an id in 1..255 (0 outside a Cluster Mesh), or set clustermesh.maxConnectedClusters: 511 "
-                                f"in the {cilium_name} values (it halves the cluster-local identities) to allow up to 511"))
-    eni = _truthy(_get(cil, "eni.enabled")) or _get(cil, "ipam.mode") == "eni" or _get(cil, "cni.chainingMode") == "aws-cni"
-    if (128 <= cid <= 255 or 384 <= cid <= 511) and eni and not _truthy(_get(cil, "extraConfig.allow-unsafe-policy-skb-usage")):
-        findings.append(Finding(Severity.error, "cluster.id",
-                                f"the stack's cluster.id {cid} is in 128-255 / 384-511, which Cilium's chart refuses in ENI "
-                                "mode (network policy drops, cilium/cilium#21330)",
-                                "pick an id in 1..127 (or 256..383 with clustermesh.maxConnectedClusters: 511)"))
+        findings.append(
+            Finding(
+                Severity.error,
+                "cluster.id",
+                f"the stack's cluster.id {cid} is above {max_cc}, the highest id Cilium accepts with "
+                f"clustermesh.maxConnectedClusters {max_cc}",
+                "pick an id in 1..255 (0 outside a Cluster Mesh), or set clustermesh.maxConnectedClusters: 511 "
+                f"in the {cilium_name} values (it halves the cluster-local identities) to allow up to 511",
+            )
+        )
+    eni = (
+        _truthy(_get(cil, "eni.enabled"))
+        or _get(cil, "ipam.mode") == "eni"
+        or _get(cil, "cni.chainingMode") == "aws-cni"
+    )
+    if (
+        (128 <= cid <= 255 or 384 <= cid <= 511)
+        and eni
+        and not _truthy(_get(cil, "extraConfig.allow-unsafe-policy-skb-usage"))
+    ):
+        findings.append(
+            Finding(
+                Severity.error,
+                "cluster.id",
+                f"the stack's cluster.id {cid} is in 128-255 / 384-511, which Cilium's chart refuses in ENI "
+                "mode (network policy drops, cilium/cilium#21330)",
+                "pick an id in 1..127 (or 256..383 with clustermesh.maxConnectedClusters: 511)",
+            )
+        )
     return findings
 
 
@@ -240,40 +312,81 @@ def check_values(stack: Stack, rendered: dict[str, dict[str, Any]]) -> list[Find
     prefix = f"{cilium_name}."
     gates = _get(cil, "enterprise.featureGate.approved") or []
     if not isinstance(gates, list):
-        findings.append(Finding(Severity.error, prefix + "enterprise.featureGate.approved",
-                                f"must be a list of feature gate names, got {type(gates).__name__}",
-                                "write it as a YAML list, e.g. [DNSProxyHA, HubbleTimescape]"))
+        findings.append(
+            Finding(
+                Severity.error,
+                prefix + "enterprise.featureGate.approved",
+                f"must be a list of feature gate names, got {type(gates).__name__}",
+                "write it as a YAML list, e.g. [DNSProxyHA, HubbleTimescape]",
+            )
+        )
         gates = []
     findings += feature_gate_findings(prefix + "enterprise.featureGate.approved", gates)
     findings += cluster_id_findings(stack, cilium_name, cil)
 
     if _truthy(_get(cil, "hubble.timescape.enabled")) and "HubbleTimescape" not in gates:
-        findings.append(Finding(Severity.error, prefix + "hubble.timescape.enabled",
-                                "Hubble Timescape is enabled but the HubbleTimescape feature gate is not approved",
-                                "add HubbleTimescape to enterprise.featureGate.approved, or disable hubble.timescape"))
+        findings.append(
+            Finding(
+                Severity.error,
+                prefix + "hubble.timescape.enabled",
+                "Hubble Timescape is enabled but the HubbleTimescape feature gate is not approved",
+                "add HubbleTimescape to enterprise.featureGate.approved, or disable hubble.timescape",
+            )
+        )
     dnsproxy = stack.release_for(Component.dnsproxy)
-    wants_dnsproxy = _truthy(_get(cil, "extraConfig.external-dns-proxy")) or (dnsproxy is not None and dnsproxy[1].enabled)
+    wants_dnsproxy = _truthy(_get(cil, "extraConfig.external-dns-proxy")) or (
+        dnsproxy is not None and dnsproxy[1].enabled
+    )
     if wants_dnsproxy and "DNSProxyHA" not in gates:
-        why = ("extraConfig.external-dns-proxy is \"true\"" if _truthy(_get(cil, "extraConfig.external-dns-proxy"))
-               else f"release {dnsproxy[0]!r} (cilium-dnsproxy) is enabled" if dnsproxy else "")
-        findings.append(Finding(Severity.error, prefix + "enterprise.featureGate.approved",
-                                f"{why} but the DNSProxyHA feature gate is not approved",
-                                "add DNSProxyHA to enterprise.featureGate.approved"))
+        why = (
+            'extraConfig.external-dns-proxy is "true"'
+            if _truthy(_get(cil, "extraConfig.external-dns-proxy"))
+            else f"release {dnsproxy[0]!r} (cilium-dnsproxy) is enabled"
+            if dnsproxy
+            else ""
+        )
+        findings.append(
+            Finding(
+                Severity.error,
+                prefix + "enterprise.featureGate.approved",
+                f"{why} but the DNSProxyHA feature gate is not approved",
+                "add DNSProxyHA to enterprise.featureGate.approved",
+            )
+        )
     kpr = _get(cil, "kubeProxyReplacement")
     if _truthy(kpr):
         host = _get(cil, "k8sServiceHost")
         if not host:
-            findings.append(Finding(Severity.error, prefix + "k8sServiceHost",
-                                    "kubeProxyReplacement is on but k8sServiceHost is not set",
-                                    "set k8sServiceHost to the cluster endpoint host (the flow fills it in from EKS)"))
+            findings.append(
+                Finding(
+                    Severity.error,
+                    prefix + "k8sServiceHost",
+                    "kubeProxyReplacement is on but k8sServiceHost is not set",
+                    "set k8sServiceHost to the cluster endpoint host (the flow fills it in from EKS)",
+                )
+            )
         elif ENDPOINT_PLACEHOLDER in str(host):
-            findings.append(Finding(Severity.error, prefix + "k8sServiceHost",
-                                    f"still holds the placeholder {ENDPOINT_PLACEHOLDER}",
-                                    "render with the cluster endpoint (--endpoint URL) or let the flow discover it"))
-    if _get(cil, "ipam.mode") == "eni" and _get(cil, "routingMode") == "native" and _get(cil, "enableIPv4Masquerade") is not False:
-        findings.append(Finding(Severity.warning, prefix + "enableIPv4Masquerade",
-                                "ENI IPAM with native routing expects IPv4 masquerading off (pods use VPC addresses)",
-                                "set enableIPv4Masquerade: false unless you need SNAT"))
+            findings.append(
+                Finding(
+                    Severity.error,
+                    prefix + "k8sServiceHost",
+                    f"still holds the placeholder {ENDPOINT_PLACEHOLDER}",
+                    "render with the cluster endpoint (--endpoint URL) or let the flow discover it",
+                )
+            )
+    if (
+        _get(cil, "ipam.mode") == "eni"
+        and _get(cil, "routingMode") == "native"
+        and _get(cil, "enableIPv4Masquerade") is not False
+    ):
+        findings.append(
+            Finding(
+                Severity.warning,
+                prefix + "enableIPv4Masquerade",
+                "ENI IPAM with native routing expects IPv4 masquerading off (pods use VPC addresses)",
+                "set enableIPv4Masquerade: false unless you need SNAT",
+            )
+        )
     return findings
 
 

@@ -35,12 +35,20 @@ class Observed:
 
 def _running_ready(p: dict[str, Any]) -> bool:
     st = p.get("status") or {}
-    return st.get("phase") == "Running" and any(c.get("type") == "Ready" and c.get("status") == "True"
-                                                for c in st.get("conditions") or [])
+    return st.get("phase") == "Running" and any(
+        c.get("type") == "Ready" and c.get("status") == "True" for c in st.get("conditions") or []
+    )
 
 
-ROLE_TITLES = {"agent": "agent pods", "envoy": "Envoy", "operator": "operator", "relay": "Hubble Relay",
-               "timescape": "Hubble Timescape", "certs": "Hubble certificate Job", "dnsproxy": "DNS proxy"}
+ROLE_TITLES = {
+    "agent": "agent pods",
+    "envoy": "Envoy",
+    "operator": "operator",
+    "relay": "Hubble Relay",
+    "timescape": "Hubble Timescape",
+    "certs": "Hubble certificate Job",
+    "dnsproxy": "DNS proxy",
+}
 
 
 def cilium_config_map(stack: Stack) -> tuple[str, str]:
@@ -55,37 +63,63 @@ def cluster_identity_differences(stack: Stack, data: dict[str, Any] | None) -> l
     if data is None:
         return [f"ConfigMap {ns}/{name}: live missing -> desired present"]
     want = {"cluster-name": stack.cluster.cilium_cluster_name, "cluster-id": str(stack.cluster.id)}
-    return [f"{name} {key}: live {data.get(key)!r} -> desired {value!r}" for key, value in want.items()
-            if str(data.get(key)) != value]
+    return [
+        f"{name} {key}: live {data.get(key)!r} -> desired {value!r}"
+        for key, value in want.items()
+        if str(data.get(key)) != value
+    ]
 
 
 def cluster_identity_check(stack: Stack, data: dict[str, Any] | None) -> Check:
     ns, name = cilium_config_map(stack)
     diffs = cluster_identity_differences(stack, data)
-    observed = ("missing" if data is None
-                else f"cluster-name {data.get('cluster-name')!r}, cluster-id {data.get('cluster-id')!r}")
-    return Check(f"{stack.cilium[0]}: cluster identity (ConfigMap {ns}/{name})",
-                 f"cluster-name {stack.cluster.cilium_cluster_name!r}, cluster-id '{stack.cluster.id}'", observed, not diffs)
+    observed = (
+        "missing"
+        if data is None
+        else f"cluster-name {data.get('cluster-name')!r}, cluster-id {data.get('cluster-id')!r}"
+    )
+    return Check(
+        f"{stack.cilium[0]}: cluster identity (ConfigMap {ns}/{name})",
+        f"cluster-name {stack.cluster.cilium_cluster_name!r}, cluster-id '{stack.cluster.id}'",
+        observed,
+        not diffs,
+    )
 
 
 def build_checks(stack: Stack, expected_nodes: int, obs: Observed) -> list[Check]:
     checks: list[Check] = []
     ready_nodes = [n for n in obs.nodes if readiness.node_ready(n)]
-    checks.append(Check("nodes Ready", f"{expected_nodes} Ready", f"{len(ready_nodes)} Ready of {len(obs.nodes)}",
-                        len(ready_nodes) >= expected_nodes))
+    checks.append(
+        Check(
+            "nodes Ready",
+            f"{expected_nodes} Ready",
+            f"{len(ready_nodes)} Ready of {len(obs.nodes)}",
+            len(ready_nodes) >= expected_nodes,
+        )
+    )
     node_names = {n["metadata"]["name"] for n in ready_nodes}
     for rname, rel in stack.releases.items():
         if not rel.enabled:
             continue
         state = obs.releases.get(rname) or {}
-        checks.append(Check(f"{rname}: release", f"deployed, chart {rel.version}",
-                            f"{state.get('status', 'not installed')}, chart {state.get('version', '-')}",
-                            state.get("status") == "deployed" and str(state.get("version", "")).lstrip("v") == rel.version.lstrip("v")))
+        checks.append(
+            Check(
+                f"{rname}: release",
+                f"deployed, chart {rel.version}",
+                f"{state.get('status', 'not installed')}, chart {state.get('version', '-')}",
+                state.get("status") == "deployed"
+                and str(state.get("version", "")).lstrip("v") == rel.version.lstrip("v"),
+            )
+        )
         for w in rel.workloads:
             v = obs.workloads.get((rname, w.role))
             title = f"{rname}: {ROLE_TITLES.get(w.role, w.role)} ({w.kind.value} {w.name})"
-            expected = {"DaemonSet": "rolled out on every node", "Deployment": "all replicas available",
-                        "Job": "complete", "StatefulSet": "all replicas ready"}[w.kind.value]
+            expected = {
+                "DaemonSet": "rolled out on every node",
+                "Deployment": "all replicas available",
+                "Job": "complete",
+                "StatefulSet": "all replicas ready",
+            }[w.kind.value]
             rendered = obs.expected_replicas.get((rname, w.role))
             if rendered is not None and w.kind.value in ("Deployment", "StatefulSet"):
                 expected = f"{expected} ({rendered} rendered)"
@@ -94,15 +128,27 @@ def build_checks(stack: Stack, expected_nodes: int, obs: Observed) -> list[Check
                 pods = [p for p in obs.agent_pods.get(f"{rname}/{w.role}", []) if _running_ready(p)]
                 per_node = {p["spec"].get("nodeName") for p in pods}
                 one_each = node_names <= per_node and len(pods) == len(per_node)
-                checks.append(Check(f"{rname}: one {w.name} pod Running per node", f"{len(node_names)} (one per Ready node)",
-                                    f"{len(pods)} Running on {len(per_node & node_names)} of {len(node_names)} nodes",
-                                    one_each and bool(node_names)))
+                checks.append(
+                    Check(
+                        f"{rname}: one {w.name} pod Running per node",
+                        f"{len(node_names)} (one per Ready node)",
+                        f"{len(pods)} Running on {len(per_node & node_names)} of {len(node_names)} nodes",
+                        one_each and bool(node_names),
+                    )
+                )
         if rel.service_monitors:
             present = obs.service_monitors.get(rel.namespace)
             missing = sorted(set(rel.service_monitors) - set(present or []))
-            checks.append(Check(f"{rname}: ServiceMonitors", ", ".join(rel.service_monitors),
-                                "CRD missing" if present is None else ("all present" if not missing else f"missing {', '.join(missing)}"),
-                                present is not None and not missing))
+            checks.append(
+                Check(
+                    f"{rname}: ServiceMonitors",
+                    ", ".join(rel.service_monitors),
+                    "CRD missing"
+                    if present is None
+                    else ("all present" if not missing else f"missing {', '.join(missing)}"),
+                    present is not None and not missing,
+                )
+            )
     if stack.cilium[1].enabled:
         checks.append(cluster_identity_check(stack, obs.cilium_config))
     conflicting = [d for d in obs.kube_system_daemonsets if d in ("aws-node", "kube-proxy")]
@@ -112,8 +158,14 @@ def build_checks(stack: Stack, expected_nodes: int, obs: Observed) -> list[Check
 
 def markdown(title: str, checks: list[Check], extra: list[str] | None = None) -> str:
     ok = all(c.ok for c in checks)
-    lines = [f"# {title}", "", f"**{'All checks passed' if ok else 'Some checks failed'}** "
-             f"({sum(c.ok for c in checks)}/{len(checks)})", "", "| | check | expected | observed |", "|---|---|---|---|"]
+    lines = [
+        f"# {title}",
+        "",
+        f"**{'All checks passed' if ok else 'Some checks failed'}** ({sum(c.ok for c in checks)}/{len(checks)})",
+        "",
+        "| | check | expected | observed |",
+        "|---|---|---|---|",
+    ]
     for c in checks:
         lines.append(f"| {'✅' if c.ok else '❌'} | {c.name} | {c.expected} | {c.observed} |")
     if extra:

@@ -39,7 +39,9 @@ def _loopback_only():
 @pytest.fixture
 def runbook_text() -> str:
     if not RUNBOOK.exists():
-        pytest.fail(f"runbook not found at {RUNBOOK}: it is part of the repository (configs/runbook/); restore it from git")
+        pytest.fail(
+            f"runbook not found at {RUNBOOK}: it is part of the repository (configs/runbook/); restore it from git"
+        )
     return RUNBOOK.read_text()
 
 
@@ -50,8 +52,13 @@ HELMS = {"helm3": TOOLS / "helm3", "helm4": TOOLS / "helm4"}
 
 def tool_env(home: Path) -> dict[str, str]:
     """An isolated HOME, kube cache and helm homes (helm and kubectl cache discovery per host:port)."""
-    return {"HOME": str(home), "KUBECACHEDIR": str(home / "kubecache"), "HELM_CONFIG_HOME": str(home / "helm-config"),
-            "HELM_CACHE_HOME": str(home / "helm-cache"), "HELM_DATA_HOME": str(home / "helm-data")}
+    return {
+        "HOME": str(home),
+        "KUBECACHEDIR": str(home / "kubecache"),
+        "HELM_CONFIG_HOME": str(home / "helm-config"),
+        "HELM_CACHE_HOME": str(home / "helm-cache"),
+        "HELM_DATA_HOME": str(home / "helm-data"),
+    }
 
 
 @pytest.fixture

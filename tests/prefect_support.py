@@ -30,11 +30,21 @@ def running_prefect_server(home: Path) -> Iterator[dict[str, str]]:
     (scripts/deploy); yields the environment that points a process at it."""
     port = free_port()
     url = f"http://127.0.0.1:{port}/api"
-    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_API_URL": url, "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-           "PREFECT_UI_ENABLED": "true"}
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(home),
+        "PREFECT_API_URL": url,
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_UI_ENABLED": "true",
+    }
     log = (home / "server.log").open("w")
-    proc = subprocess.Popen([PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)], env=env,
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:
@@ -47,7 +57,9 @@ def running_prefect_server(home: Path) -> Iterator[dict[str, str]]:
         raise AssertionError(f"prefect server did not start in 120 s; see {home / 'server.log'}")
     try:
         cli(env, "work-pool", "create", "eks-cilium", "--type", "process")
-        deploy = subprocess.run([str(ROOT / "scripts" / "deploy")], env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+        deploy = subprocess.run(
+            [str(ROOT / "scripts" / "deploy")], env=env, cwd=ROOT, capture_output=True, text=True, timeout=300
+        )
         assert deploy.returncode == 0, deploy.stderr
         assert "install-stack/install-stack" in deploy.stdout and "strict parameter schemas" in deploy.stdout
         yield env
@@ -71,9 +83,26 @@ class Workers:
         self.procs = []
         for i in range(count):
             log = (home / f"worker-{i}.log").open("w")
-            self.procs.append(subprocess.Popen(
-                [PREFECT, "worker", "start", "--pool", "eks-cilium", "--limit", str(limit), "--name", f"test-worker-{i}"],
-                env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+            self.procs.append(
+                subprocess.Popen(
+                    [
+                        PREFECT,
+                        "worker",
+                        "start",
+                        "--pool",
+                        "eks-cilium",
+                        "--limit",
+                        str(limit),
+                        "--name",
+                        f"test-worker-{i}",
+                    ],
+                    env=env,
+                    cwd=ROOT,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            )
 
     def stop(self) -> None:
         for p in self.procs:
@@ -87,8 +116,13 @@ class Workers:
 
 def worker_env(server_env: dict[str, str], sandbox, home: Path) -> dict[str, str]:
     home.mkdir(parents=True, exist_ok=True)
-    env = {**server_env, **{k: v for k, v in sandbox.env().items() if k != "KUBECONFIG"}, **tool_env(home),
-           "EKS_CILIUM_HOME": str(ROOT), "EKS_CILIUM_HELM": str(ROOT / ".tools" / "bin" / "helm3")}
+    env = {
+        **server_env,
+        **{k: v for k, v in sandbox.env().items() if k != "KUBECONFIG"},
+        **tool_env(home),
+        "EKS_CILIUM_HOME": str(ROOT),
+        "EKS_CILIUM_HELM": str(ROOT / ".tools" / "bin" / "helm3"),
+    }
     env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
     return env
 
@@ -114,8 +148,12 @@ def fleet_members(tmp: Path, names: list[str], repo_url: str, poll_seconds: floa
     members = []
     for n in names:
         cfg, stack = cluster_configs(tmp, n, repo_url)
-        members.append(FleetMember(stack=Stack.model_validate(stack),
-                                   options=RunOptions(config_dir=str(cfg), environment="sandbox", poll_interval_seconds=poll_seconds)))
+        members.append(
+            FleetMember(
+                stack=Stack.model_validate(stack),
+                options=RunOptions(config_dir=str(cfg), environment="sandbox", poll_interval_seconds=poll_seconds),
+            )
+        )
     return members
 
 
@@ -123,5 +161,3 @@ def api_settings(env):
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     return temporary_settings({PREFECT_API_URL: env["PREFECT_API_URL"]})
-
-

@@ -44,35 +44,73 @@ STACK_CASES = [
     ("version not semver", lambda d: _set(d, "releases.cilium.version", "1.18"), "releases.cilium.version"),
     ("version with shell", lambda d: _set(d, "releases.cilium.version", "1.18.4; rm -rf /"), "releases.cilium.version"),
     ("version as number", lambda d: _set(d, "releases.cilium.version", 1.18), "releases.cilium.version"),
-    ("namespace upper case", lambda d: _set(d, "releases.tetragon.namespace", "Tetragon"), "releases.tetragon.namespace"),
-    ("namespace flag smuggling", lambda d: _set(d, "releases.tetragon.namespace", "--all-namespaces"),
-     "releases.tetragon.namespace"),
-    ("release name flag smuggling", lambda d: {**d, "releases": {**d["releases"], "--set=x": d["releases"]["tetragon"]}},
-     "releases.--set=x"),
-    ("release name too long", lambda d: {**d, "releases": {**d["releases"], "a" * 54: d["releases"]["tetragon"]}},
-     "releases." + "a" * 54),
-    ("chart with spaces", lambda d: _set(d, "releases.cilium.chart", "isovalent/cilium --devel"), "releases.cilium.chart"),
+    (
+        "namespace upper case",
+        lambda d: _set(d, "releases.tetragon.namespace", "Tetragon"),
+        "releases.tetragon.namespace",
+    ),
+    (
+        "namespace flag smuggling",
+        lambda d: _set(d, "releases.tetragon.namespace", "--all-namespaces"),
+        "releases.tetragon.namespace",
+    ),
+    (
+        "release name flag smuggling",
+        lambda d: {**d, "releases": {**d["releases"], "--set=x": d["releases"]["tetragon"]}},
+        "releases.--set=x",
+    ),
+    (
+        "release name too long",
+        lambda d: {**d, "releases": {**d["releases"], "a" * 54: d["releases"]["tetragon"]}},
+        "releases." + "a" * 54,
+    ),
+    (
+        "chart with spaces",
+        lambda d: _set(d, "releases.cilium.chart", "isovalent/cilium --devel"),
+        "releases.cilium.chart",
+    ),
     ("chart from another repo", lambda d: _set(d, "releases.cilium.chart", "other/cilium"), "other/cilium"),
     ("timeout too small", lambda d: _set(d, "releases.cilium.timeout_seconds", 5), "releases.cilium.timeout_seconds"),
-    ("timeout not a number", lambda d: _set(d, "releases.cilium.timeout_seconds", "ten"), "releases.cilium.timeout_seconds"),
+    (
+        "timeout not a number",
+        lambda d: _set(d, "releases.cilium.timeout_seconds", "ten"),
+        "releases.cilium.timeout_seconds",
+    ),
     ("bad region", lambda d: _set(d, "cluster.region", "us-east"), "cluster.region"),
     ("cluster id out of range", lambda d: _set(d, "cluster.id", 600), "cluster.id"),
     ("cluster name with slash", lambda d: _set(d, "cluster.name", "a/b"), "cluster.name"),
     ("missing cluster", lambda d: _del(d, "cluster"), "cluster"),
     ("repo url not http", lambda d: _set(d, "chart_repository.url", "file:///etc/passwd"), "chart_repository.url"),
-    ("workload kind unknown", lambda d: _set(d, "releases.cilium.workloads", [{"role": "agent", "kind": "Pod",
-                                                                              "name": "x", "selector": {}}]),
-     "releases.cilium.workloads.0.kind"),
-    ("selector label value bad", lambda d: _set(d, "releases.cilium.workloads", [{"role": "agent", "kind": "DaemonSet",
-                                                                                 "name": "x", "selector": {"a": "b c"}}]),
-     "releases.cilium.workloads.0.selector"),
-    ("taint effect misspelt", lambda d: _set(d, "nodegroup.taints", [{"key": "a", "effect": "NoExecute"}]),
-     "nodegroup.taints.0.effect"),
-    ("two cilium releases", lambda d: {**d, "releases": {**d["releases"], "cilium2": d["releases"]["cilium"]}},
-     "both component 'cilium'"),
+    (
+        "workload kind unknown",
+        lambda d: _set(d, "releases.cilium.workloads", [{"role": "agent", "kind": "Pod", "name": "x", "selector": {}}]),
+        "releases.cilium.workloads.0.kind",
+    ),
+    (
+        "selector label value bad",
+        lambda d: _set(
+            d,
+            "releases.cilium.workloads",
+            [{"role": "agent", "kind": "DaemonSet", "name": "x", "selector": {"a": "b c"}}],
+        ),
+        "releases.cilium.workloads.0.selector",
+    ),
+    (
+        "taint effect misspelt",
+        lambda d: _set(d, "nodegroup.taints", [{"key": "a", "effect": "NoExecute"}]),
+        "nodegroup.taints.0.effect",
+    ),
+    (
+        "two cilium releases",
+        lambda d: {**d, "releases": {**d["releases"], "cilium2": d["releases"]["cilium"]}},
+        "both component 'cilium'",
+    ),
     ("no cilium release", lambda d: {**d, "releases": {"tetragon": d["releases"]["tetragon"]}}, "component 'cilium'"),
-    ("values file absolute path traversal", lambda d: _set(d, "releases.cilium.values_file", "-rf"),
-     "releases.cilium.values_file"),
+    (
+        "values file absolute path traversal",
+        lambda d: _set(d, "releases.cilium.values_file", "-rf"),
+        "releases.cilium.values_file",
+    ),
     ("node role malformed", lambda d: _set(d, "nodegroup.node_role", "arn:aws:iam::12:role/x"), "nodegroup.node_role"),
 ]
 
@@ -217,8 +255,12 @@ def test_yaml_merge_keys_and_repeated_keys_in_different_mappings_are_not_duplica
     from tasks.model import load_yaml_text
 
     text = "base: &b {a: 1, b: 2}\nx:\n  <<: *b\n  b: 3\ny: {a: 1}\nz: [{a: 1}, {a: 2}]\n"
-    assert load_yaml_text(text, "t") == {"base": {"a": 1, "b": 2}, "x": {"a": 1, "b": 3}, "y": {"a": 1},
-                                         "z": [{"a": 1}, {"a": 2}]}
+    assert load_yaml_text(text, "t") == {
+        "base": {"a": 1, "b": 2},
+        "x": {"a": 1, "b": 3},
+        "y": {"a": 1},
+        "z": [{"a": 1}, {"a": 2}],
+    }
 
 
 def test_a_stack_file_passed_with_dash_dash_stack_holding_a_duplicate_is_refused(tmp_path, capsys):
@@ -232,8 +274,9 @@ def test_a_stack_file_passed_with_dash_dash_stack_holding_a_duplicate_is_refused
 
 
 # ---- regions that do not exist, Cilium's cluster-name rules ----------------------------------------------------
-@pytest.mark.parametrize(("region", "closest"), [("us-east-7", "us-east-"), ("eu-wset-1", "eu-west-1"),
-                                                 ("ap-northeast-9", "ap-northeast-")])
+@pytest.mark.parametrize(
+    ("region", "closest"), [("us-east-7", "us-east-"), ("eu-wset-1", "eu-west-1"), ("ap-northeast-9", "ap-northeast-")]
+)
 def test_a_region_that_does_not_exist_is_refused_with_the_closest_one(region, closest):
     from tasks.adapters.aws import check_region
 
@@ -244,8 +287,9 @@ def test_a_region_that_does_not_exist_is_refused_with_the_closest_one(region, cl
     assert "next: set cluster.region to" in msg
 
 
-@pytest.mark.parametrize("region", ["us-east-1", "eu-central-1", "ap-southeast-5", "us-gov-west-1", "cn-north-1",
-                                    "eusc-de-east-1"])
+@pytest.mark.parametrize(
+    "region", ["us-east-1", "eu-central-1", "ap-southeast-5", "us-gov-west-1", "cn-north-1", "eusc-de-east-1"]
+)
 def test_real_regions_of_every_partition_are_accepted(region):
     from tasks.adapters.aws import check_region
 

@@ -29,7 +29,9 @@ def test_bad_cli_arguments_fail_with_exit_1_and_a_message(argv, needle, capsys):
     assert needle in err and "Traceback" not in err
 
 
-@pytest.mark.parametrize("argv", [["install", "--output", "xml"], ["render", "--bogus"], ["sandbox", "up", "--profile", "huge"], []])
+@pytest.mark.parametrize(
+    "argv", [["install", "--output", "xml"], ["render", "--bogus"], ["sandbox", "up", "--profile", "huge"], []]
+)
 def test_unknown_cli_options_are_usage_errors(argv):
     with pytest.raises(SystemExit) as e:
         main(argv)

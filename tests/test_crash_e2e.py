@@ -29,9 +29,19 @@ from tests.prefect_support import api_settings, cluster_configs
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 # Every step of install_stack in the order a run reaches it (cilium's install and the nodegroup overlap).
-BOUNDARIES = ["discover_endpoint", "prepare_cluster_access", "add_chart_repository", "run_preflight", "wait_for_cilium_objects",
-              "create_nodegroup", "install_release", "wait_for_nodegroup_active", "wait_for_nodes_ready", "check_workload",
-              "verify_stack"]
+BOUNDARIES = [
+    "discover_endpoint",
+    "prepare_cluster_access",
+    "add_chart_repository",
+    "run_preflight",
+    "wait_for_cilium_objects",
+    "create_nodegroup",
+    "install_release",
+    "wait_for_nodegroup_active",
+    "wait_for_nodes_ready",
+    "check_workload",
+    "verify_stack",
+]
 BEFORE_THE_LOCK = {"discover_endpoint", "prepare_cluster_access"}
 
 RUNNER = """
@@ -47,9 +57,18 @@ print("RESULT " + json.dumps({"ok": result["ok"], "recovered": result["recovered
 """
 
 
-def run_install_process(env: dict[str, str], stack_file: Path, options_file: Path, timeout: float = 400) -> tuple[int, str]:
-    proc = subprocess.Popen([sys.executable, "-c", RUNNER, str(stack_file), str(options_file)], env=env, cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+def run_install_process(
+    env: dict[str, str], stack_file: Path, options_file: Path, timeout: float = 400
+) -> tuple[int, str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", RUNNER, str(stack_file), str(options_file)],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     try:
         out, _ = proc.communicate(timeout=timeout)
     finally:
@@ -63,7 +82,9 @@ def run_install_process(env: dict[str, str], stack_file: Path, options_file: Pat
 
 
 @pytest.mark.parametrize("step", BOUNDARIES)
-def test_a_run_killed_after_a_step_is_converged_by_the_next_run_without_duplicates(step, prefect_server, tmp_path, monkeypatch, isolated_tools):
+def test_a_run_killed_after_a_step_is_converged_by_the_next_run_without_duplicates(
+    step, prefect_server, tmp_path, monkeypatch, isolated_tools
+):
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
 
@@ -74,11 +95,16 @@ def test_a_run_killed_after_a_step_is_converged_by_the_next_run_without_duplicat
         stack_file.write_text(json.dumps(stack))
         # lock_wait_seconds below the lease (60 s): only an immediate take-over of the dead run's lock passes.
         options_file.write_text(json.dumps({"poll_interval_seconds": 0.2, "lock_wait_seconds": 30}))
-        env = {**os.environ, "PREFECT_API_URL": prefect_server["PREFECT_API_URL"],
-               "EKS_CILIUM_HELM": str(ROOT / ".tools" / "bin" / "helm3")}
+        env = {
+            **os.environ,
+            "PREFECT_API_URL": prefect_server["PREFECT_API_URL"],
+            "EKS_CILIUM_HELM": str(ROOT / ".tools" / "bin" / "helm3"),
+        }
 
         code, killed_out = run_install_process({**env, CRASH_AFTER_STEP: step}, stack_file, options_file)
-        assert code == -signal.SIGKILL, f"the run should have been killed after {step} (exit {code}):\n{killed_out[-3000:]}"
+        assert code == -signal.SIGKILL, (
+            f"the run should have been killed after {step} (exit {code}):\n{killed_out[-3000:]}"
+        )
         assert f"killing this process after step {step}" in killed_out
 
         started = time.monotonic()
@@ -88,7 +114,7 @@ def test_a_run_killed_after_a_step_is_converged_by_the_next_run_without_duplicat
             assert "took over the cluster lock" not in out, out[-3000:]
         else:
             assert "took over the cluster lock from" in out and "no longer exists" in out, out[-3000:]
-        result = json.loads(next(line for line in out.splitlines() if line.startswith("RESULT "))[len("RESULT "):])
+        result = json.loads(next(line for line in out.splitlines() if line.startswith("RESULT "))[len("RESULT ") :])
         assert result["ok"] and not result["failed"], result
 
         # No duplicates: one nodegroup of two nodes, three deployed releases, one Cilium agent per node.
@@ -99,17 +125,30 @@ def test_a_run_killed_after_a_step_is_converged_by_the_next_run_without_duplicat
             cilium_pods = kube.list_pods("kube-system", {"k8s-app": "cilium"})
         assert len(cilium_pods) == 2, [p["metadata"]["name"] for p in cilium_pods]
         helm_env = {**os.environ, "KUBECONFIG": kubeconfig}
-        releases = json.loads(subprocess.run([str(ROOT / ".tools" / "bin" / "helm3"), "list", "-A", "-a", "-o", "json"], env=helm_env,
-                                             capture_output=True, text=True, check=True).stdout)
+        releases = json.loads(
+            subprocess.run(
+                [str(ROOT / ".tools" / "bin" / "helm3"), "list", "-A", "-a", "-o", "json"],
+                env=helm_env,
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+        )
         assert sorted((r["name"], r["status"]) for r in releases) == [
-            ("cilium", "deployed"), ("cilium-dnsproxy", "deployed"), ("tetragon", "deployed")], releases
+            ("cilium", "deployed"),
+            ("cilium-dnsproxy", "deployed"),
+            ("tetragon", "deployed"),
+        ], releases
 
         # The dead run no longer shows as Running in the UI (the run that took its lock marked it Crashed); a run
         # killed before it took the lock left no trace for the next run to find.
         if step in BEFORE_THE_LOCK:
             return
-        killed_name = next(line.split("Beginning flow run '")[1].split("'")[0] for line in killed_out.splitlines()
-                           if "Beginning flow run '" in line)
+        killed_name = next(
+            line.split("Beginning flow run '")[1].split("'")[0]
+            for line in killed_out.splitlines()
+            if "Beginning flow run '" in line
+        )
         with api_settings(prefect_server), get_client(sync_client=True) as client:
             dead = client.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[killed_name])))
         assert dead and dead[0].state and dead[0].state.name == "Crashed", dead and dead[0].state

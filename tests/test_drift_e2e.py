@@ -82,14 +82,29 @@ IMPLIED_ACTIONS = {"iam:PassRole"}
 
 def policy_actions() -> set[str]:
     policy = json.loads((ROOT / "configs" / "iam-policy.json").read_text())
-    return {a for st in policy["Statement"] for a in ([st["Action"]] if isinstance(st["Action"], str) else st["Action"])}
+    return {
+        a for st in policy["Statement"] for a in ([st["Action"]] if isinstance(st["Action"], str) else st["Action"])
+    }
 
 
 def test_out_of_band_changes_are_reported_repair_converges_and_teardown_cleans_up(aws_actions, converged, tmp_path):
     sb = converged
     # 1. a value changed with helm, out of band
-    helm(sb, "upgrade", "cilium", "cilium", "--version", "1.18.4", "-n", "kube-system", "--reuse-values",
-         "--set", "debug.enabled=true", "--repo", sb.chart_repo_url)
+    helm(
+        sb,
+        "upgrade",
+        "cilium",
+        "cilium",
+        "--version",
+        "1.18.4",
+        "-n",
+        "kube-system",
+        "--reuse-values",
+        "--set",
+        "debug.enabled=true",
+        "--repo",
+        sb.chart_repo_url,
+    )
     # 2. another chart version of the DNS proxy
     other = tmp_path / "cilium-dnsproxy"
     shutil.copytree(ROOT / "sandbox" / "charts" / "cilium-dnsproxy", other)
@@ -97,8 +112,9 @@ def test_out_of_band_changes_are_reported_repair_converges_and_teardown_cleans_u
     (other / "Chart.yaml").write_text(yaml.safe_dump({**chart, "version": "1.16.8"}))
     helm(sb, "upgrade", "cilium-dnsproxy", str(other), "-n", "kube-system", "--reuse-values")
     # 3. the nodegroup scaled by hand
-    boto3.client("eks").update_nodegroup_config(clusterName=CLUSTER, nodegroupName="standard",
-                                                scalingConfig={"minSize": 2, "maxSize": 3, "desiredSize": 3})
+    boto3.client("eks").update_nodegroup_config(
+        clusterName=CLUSTER, nodegroupName="standard", scalingConfig={"minSize": 2, "maxSize": 3, "desiredSize": 3}
+    )
     # 4. aws-node back in the cluster
     sb.call(sb._install_default_addons, sb.clusters[CLUSTER].emulator)
     time.sleep(1.0)
@@ -128,8 +144,12 @@ def test_out_of_band_changes_are_reported_repair_converges_and_teardown_cleans_u
     with pytest.raises(ConfigError, match="was not confirmed"):
         teardown_stack(confirm="isovalent-dem0", stack=stack_for(sb), options=options())
     gone = teardown_stack(confirm=CLUSTER, stack=stack_for(sb), options=options())
-    assert gone["actions"] == ["release cilium-dnsproxy: uninstalled", "release tetragon: uninstalled",
-                               "nodegroup standard: deleted", "release cilium: uninstalled"]
+    assert gone["actions"] == [
+        "release cilium-dnsproxy: uninstalled",
+        "release tetragon: uninstalled",
+        "nodegroup standard: deleted",
+        "release cilium: uninstalled",
+    ]
     again = teardown_stack(confirm=CLUSTER, stack=stack_for(sb), options=options())
     assert all(a.endswith(": absent") for a in again["actions"]), again["actions"]
     assert boto3.client("eks").list_nodegroups(clusterName=CLUSTER)["nodegroups"] == []
@@ -152,6 +172,19 @@ def test_drift_cli_exit_codes(converged, monkeypatch, tmp_path):
     stack_file.write_text(yaml.safe_dump(json.loads(stack_for(converged).model_dump_json())))
     argv = ["drift", "--stack", str(stack_file), "--config-dir", str(ROOT / "configs"), "--output", "json"]
     assert main(argv) == 0
-    helm(converged, "upgrade", "tetragon", "tetragon", "--version", "1.18.0", "-n", "tetragon", "--reuse-values",
-         "--set", "tetragon.dns.enabled=false", "--repo", converged.chart_repo_url)
+    helm(
+        converged,
+        "upgrade",
+        "tetragon",
+        "tetragon",
+        "--version",
+        "1.18.0",
+        "-n",
+        "tetragon",
+        "--reuse-values",
+        "--set",
+        "tetragon.dns.enabled=false",
+        "--repo",
+        converged.chart_repo_url,
+    )
     assert main(argv) == 3

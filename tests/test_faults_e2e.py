@@ -31,8 +31,10 @@ def converged_once(sb) -> None:
 
 
 def test_aws_throttling_and_5xx_are_retried(sandbox, prefect_harness):
-    sandbox.aws.faults += [AwsFault("DescribeCluster", count=3),
-                           AwsFault("CreateNodegroup", count=1, status=500, code="ServerException", message="internal error")]
+    sandbox.aws.faults += [
+        AwsFault("DescribeCluster", count=3),
+        AwsFault("CreateNodegroup", count=1, status=500, code="ServerException", message="internal error"),
+    ]
     t0 = time.monotonic()
     result = run_install(stack_for(sandbox), options())
     assert result["ok"]
@@ -44,7 +46,9 @@ def test_aws_throttling_and_5xx_are_retried(sandbox, prefect_harness):
 
 def test_api_server_500_during_the_cilium_install_is_retried(sandbox, prefect_harness):
     emu = sandbox.clusters[CLUSTER].emulator
-    emu.faults.append(FaultRule(verb="create", resource="daemonsets", count=1, status=500, message="etcdserver: leader changed"))
+    emu.faults.append(
+        FaultRule(verb="create", resource="daemonsets", count=1, status=500, message="etcdserver: leader changed")
+    )
     result = run_install(stack_for(sandbox), options())
     assert result["ok"]
     assert all(f.count == 0 for f in emu.faults)
@@ -73,22 +77,50 @@ def test_helm_killed_mid_install_is_recovered_on_the_next_run(sandbox, prefect_h
     uninstalls the pending release (no deployed revision to roll back to), logs it and converges."""
     kubeconfig = str(sandbox.clusters[CLUSTER].kubeconfig)
     values = tmp_path / "values.yaml"
-    values.write_text((CONFIGS / "cilium-enterprise-values.yaml").read_text().replace("<YOUR-EKS-API-SERVER-ENDPOINT>", "127.0.0.1"))
-    proc = subprocess.Popen([str(TOOLS / "helm3"), "install", "cilium", "cilium", "--repo", sandbox.chart_repo_url, "--version",
-                             "1.18.4", "-n", "kube-system", "-f", str(values), "--timeout", "120s", "--kubeconfig", kubeconfig],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ.copy())
+    values.write_text(
+        (CONFIGS / "cilium-enterprise-values.yaml").read_text().replace("<YOUR-EKS-API-SERVER-ENDPOINT>", "127.0.0.1")
+    )
+    proc = subprocess.Popen(
+        [
+            str(TOOLS / "helm3"),
+            "install",
+            "cilium",
+            "cilium",
+            "--repo",
+            sandbox.chart_repo_url,
+            "--version",
+            "1.18.4",
+            "-n",
+            "kube-system",
+            "-f",
+            str(values),
+            "--timeout",
+            "120s",
+            "--kubeconfig",
+            kubeconfig,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=os.environ.copy(),
+    )
     store = sandbox.clusters[CLUSTER].emulator.store
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not store.list(("batch", "jobs"), "kube-system"):
         time.sleep(0.2)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    out = subprocess.run([str(TOOLS / "helm3"), "list", "-n", "kube-system", "--all", "-o", "json", "--kubeconfig", kubeconfig],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [str(TOOLS / "helm3"), "list", "-n", "kube-system", "--all", "-o", "json", "--kubeconfig", kubeconfig],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert [r["status"] for r in json.loads(out.stdout)] == ["pending-install"]
     result = run_install(stack_for(sandbox), options())
     assert result["ok"]
-    assert result["recovered"] == ["release cilium was pending-install with no deployed revision: uninstalled the pending release"]
+    assert result["recovered"] == [
+        "release cilium was pending-install with no deployed revision: uninstalled the pending release"
+    ]
     converged_once(sandbox)
 
 

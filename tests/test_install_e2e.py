@@ -45,7 +45,9 @@ def aws_nodegroups(sb) -> list[str]:
 
 
 def helm_revisions(sb, helm: str, kubeconfig: str) -> dict[str, str]:
-    out = subprocess.run([helm, "list", "-A", "-o", "json", "--kubeconfig", kubeconfig], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [helm, "list", "-A", "-o", "json", "--kubeconfig", kubeconfig], capture_output=True, text=True, check=True
+    )
     return {r["name"]: str(r["revision"]) for r in json.loads(out.stdout)}
 
 
@@ -55,12 +57,21 @@ def test_happy_path_every_check_green_then_a_second_run_changes_nothing(sandbox,
     failed = [c for c in result["verification"]["checks"] if not c["ok"]]
     assert failed == []
     names = {c["name"] for c in result["verification"]["checks"]}
-    assert {"nodes Ready", "cilium: one cilium pod Running per node", "cilium: Hubble Relay (Deployment hubble-relay)",
-            "cilium: Hubble Timescape (Deployment hubble-timescape)", "cilium: operator (Deployment cilium-operator)",
-            "tetragon: operator (Deployment tetragon-operator)", "cilium-dnsproxy: DNS proxy (DaemonSet cilium-dnsproxy)",
-            "cilium: ServiceMonitors"} <= names
-    assert {r: v["action"] for r, v in result["releases"].items()} == {"cilium": "installed", "tetragon": "installed",
-                                                                       "cilium-dnsproxy": "installed"}
+    assert {
+        "nodes Ready",
+        "cilium: one cilium pod Running per node",
+        "cilium: Hubble Relay (Deployment hubble-relay)",
+        "cilium: Hubble Timescape (Deployment hubble-timescape)",
+        "cilium: operator (Deployment cilium-operator)",
+        "tetragon: operator (Deployment tetragon-operator)",
+        "cilium-dnsproxy: DNS proxy (DaemonSet cilium-dnsproxy)",
+        "cilium: ServiceMonitors",
+    } <= names
+    assert {r: v["action"] for r, v in result["releases"].items()} == {
+        "cilium": "installed",
+        "tetragon": "installed",
+        "cilium-dnsproxy": "installed",
+    }
 
     # The DAG: the nodegroup is created only once Cilium's objects exist, and before the Cilium install returns.
     t = {(e["step"], e["event"]): e["t"] for e in result["timeline"]}
@@ -84,8 +95,12 @@ def test_dry_run_reports_the_plan_and_mutates_nothing(sandbox, prefect_harness):
     result = run_install(stack_for(sandbox), options(dry_run=True))
     assert result["dry_run"] is True
     actions = {s["step"]: s["action"] for s in result["plan"]}
-    assert actions == {"release cilium": "install", "nodegroup standard": "create", "release tetragon": "install",
-                       "release cilium-dnsproxy": "install"}
+    assert actions == {
+        "release cilium": "install",
+        "nodegroup standard": "create",
+        "release tetragon": "install",
+        "release cilium-dnsproxy": "install",
+    }
     cilium = next(s for s in result["plan"] if s["step"] == "release cilium")
     assert cilium["command"].startswith("helm upgrade --install cilium isovalent/cilium --version 1.18.4")
     assert mutations(sandbox, since) == []
@@ -104,7 +119,9 @@ def _expect_failure_before_mutation(sb, exc_type, *needles, **opts):
     return text
 
 
-def test_default_addons_present_fail_preflight_before_any_change(tmp_path, monkeypatch, isolated_tools, prefect_harness):
+def test_default_addons_present_fail_preflight_before_any_change(
+    tmp_path, monkeypatch, isolated_tools, prefect_harness
+):
     from sandbox.runner import ClusterProfile
 
     sb = start_sandbox(tmp_path, monkeypatch, profile=ClusterProfile(default_addons=True))
@@ -115,13 +132,16 @@ def test_default_addons_present_fail_preflight_before_any_change(tmp_path, monke
         sb.stop()
 
 
-def test_missing_servicemonitor_crd_fails_preflight_naming_the_fix(tmp_path, monkeypatch, isolated_tools, prefect_harness):
+def test_missing_servicemonitor_crd_fails_preflight_naming_the_fix(
+    tmp_path, monkeypatch, isolated_tools, prefect_harness
+):
     from sandbox.runner import ClusterProfile
 
     sb = start_sandbox(tmp_path, monkeypatch, profile=ClusterProfile(servicemonitor_crd=False))
     try:
-        _expect_failure_before_mutation(sb, PreflightFailed, "servicemonitors.monitoring.coreos.com",
-                                        "prometheus-operator-crds", "trustCRDsExist")
+        _expect_failure_before_mutation(
+            sb, PreflightFailed, "servicemonitors.monitoring.coreos.com", "prometheus-operator-crds", "trustCRDsExist"
+        )
     finally:
         sb.stop()
 
@@ -134,11 +154,20 @@ def test_eksctl_method_without_eksctl_fails_before_any_change(sandbox, prefect_h
     from tasks.options import NodegroupMethod
 
     # Whatever this machine has: the run must find no eksctl.
-    monkeypatch.setenv("PATH", os.pathsep.join(d for d in os.environ["PATH"].split(os.pathsep)
-                                               if not (d and os.path.exists(os.path.join(d, "eksctl")))))
+    monkeypatch.setenv(
+        "PATH",
+        os.pathsep.join(
+            d for d in os.environ["PATH"].split(os.pathsep) if not (d and os.path.exists(os.path.join(d, "eksctl")))
+        ),
+    )
     assert shutil.which("eksctl") is None
-    _expect_failure_before_mutation(sandbox, ToolError, "nodegroup_method=eksctl but eksctl is not on PATH",
-                                    "use nodegroup_method=native", nodegroup_method=NodegroupMethod.eksctl)
+    _expect_failure_before_mutation(
+        sandbox,
+        ToolError,
+        "nodegroup_method=eksctl but eksctl is not on PATH",
+        "use nodegroup_method=native",
+        nodegroup_method=NodegroupMethod.eksctl,
+    )
 
 
 def test_cluster_not_active_within_the_deadline(tmp_path, monkeypatch, isolated_tools, prefect_harness):
@@ -146,8 +175,9 @@ def test_cluster_not_active_within_the_deadline(tmp_path, monkeypatch, isolated_
 
     sb = start_sandbox(tmp_path, monkeypatch, profile=ClusterProfile(creating_polls=10_000))
     try:
-        _expect_failure_before_mutation(sb, SensorTimeout, "not ready after 2 s", "last state: CREATING",
-                                        timeouts=Timeouts(endpoint=2))
+        _expect_failure_before_mutation(
+            sb, SensorTimeout, "not ready after 2 s", "last state: CREATING", timeouts=Timeouts(endpoint=2)
+        )
     finally:
         sb.stop()
 
@@ -159,8 +189,11 @@ def test_unknown_cluster_fails_fast_with_a_hint(sandbox, prefect_harness, tmp_pa
     shutil.copytree(CONFIGS, cfg)
     ng = cfg / "nodegroup.yaml"
     ng.write_text(ng.read_text().replace("name: isovalent-demo", "name: no-such-cluster"))
-    stack = load_stack(cfg, "sandbox", patch={"chart_repository": {"url": sandbox.chart_repo_url},
-                                              "cluster": {"name": "no-such-cluster"}})
+    stack = load_stack(
+        cfg,
+        "sandbox",
+        patch={"chart_repository": {"url": sandbox.chart_repo_url}, "cluster": {"name": "no-such-cluster"}},
+    )
     t0 = time.monotonic()
     with pytest.raises(PermanentError) as e:
         run_install(stack, RunOptions(config_dir=str(cfg), environment="sandbox"))
@@ -168,12 +201,21 @@ def test_unknown_cluster_fails_fast_with_a_hint(sandbox, prefect_harness, tmp_pa
     assert time.monotonic() - t0 < 30, "an unknown cluster is a permanent error: no polling until the deadline"
 
 
-@pytest.mark.parametrize(("outcome", "status", "code", "message"), [
-    ("create_failed", "CREATE_FAILED", "NodeCreationFailure", "Instances failed to join the kubernetes cluster"),
-    ("degraded", "DEGRADED", "AsgInstanceLaunchFailures", "Could not launch On-Demand Instances. InsufficientInstanceCapacity"),
-])
-def test_failed_or_degraded_nodegroup_shows_the_health_issue(tmp_path, monkeypatch, isolated_tools, prefect_harness,
-                                                             outcome, status, code, message):
+@pytest.mark.parametrize(
+    ("outcome", "status", "code", "message"),
+    [
+        ("create_failed", "CREATE_FAILED", "NodeCreationFailure", "Instances failed to join the kubernetes cluster"),
+        (
+            "degraded",
+            "DEGRADED",
+            "AsgInstanceLaunchFailures",
+            "Could not launch On-Demand Instances. InsufficientInstanceCapacity",
+        ),
+    ],
+)
+def test_failed_or_degraded_nodegroup_shows_the_health_issue(
+    tmp_path, monkeypatch, isolated_tools, prefect_harness, outcome, status, code, message
+):
     """The boto3 waiter would ignore DEGRADED and wait 40 minutes; the sensor fails at once with the issue."""
     from sandbox.aws import NodegroupBehaviour
     from sandbox.runner import ClusterProfile
@@ -197,7 +239,9 @@ def test_crash_looping_cilium_agents_are_named_in_the_diagnosis(tmp_path, monkey
     from sandbox.kube.controllers import PodPolicy, SimConfig
     from sandbox.runner import ClusterProfile
 
-    sim = SimConfig(pod_policies=[PodPolicy(selector={"k8s-app": "cilium"}, mode="crashloop", message="BPF filesystem not mounted")])
+    sim = SimConfig(
+        pod_policies=[PodPolicy(selector={"k8s-app": "cilium"}, mode="crashloop", message="BPF filesystem not mounted")]
+    )
     profile = ClusterProfile(nodegroup=NodegroupBehaviour(fail_after_seconds=4))
     sb = start_sandbox(tmp_path, monkeypatch, sim=sim, profile=profile)
     try:
@@ -212,8 +256,14 @@ def test_crash_looping_cilium_agents_are_named_in_the_diagnosis(tmp_path, monkey
 
 def test_verification_failure_returns_the_report(sandbox, prefect_harness):
     """A check that cannot pass (a ServiceMonitor the chart never creates) fails the run with the full report."""
-    stack = load_stack(CONFIGS, "sandbox", patch={"chart_repository": {"url": sandbox.chart_repo_url},
-                                                  "releases": {"cilium-dnsproxy": {"service_monitors": ["dnsproxy", "nonexistent"]}}})
+    stack = load_stack(
+        CONFIGS,
+        "sandbox",
+        patch={
+            "chart_repository": {"url": sandbox.chart_repo_url},
+            "releases": {"cilium-dnsproxy": {"service_monitors": ["dnsproxy", "nonexistent"]}},
+        },
+    )
     with pytest.raises(VerificationFailed) as e:
         run_install(stack, options())
     bad = [c for c in e.value.result["verification"]["checks"] if not c["ok"]]

@@ -30,16 +30,29 @@ CLI = str(Path(sys.executable).parent / "eks-cilium")
 def _env(tmp_path: Path) -> dict[str, str]:
     home = tmp_path / "home"
     home.mkdir(exist_ok=True)
-    return {**os.environ, **tool_env(home), "EKS_CILIUM_SANDBOX_DIR": str(tmp_path / "sandbox"),
-            "PREFECT_HOME": str(home / ".prefect"), "PYTHONWARNINGS": "ignore", "EKS_CILIUM_HELM": str(TOOLS / "helm3")}
+    return {
+        **os.environ,
+        **tool_env(home),
+        "EKS_CILIUM_SANDBOX_DIR": str(tmp_path / "sandbox"),
+        "PREFECT_HOME": str(home / ".prefect"),
+        "PYTHONWARNINGS": "ignore",
+        "EKS_CILIUM_HELM": str(TOOLS / "helm3"),
+    }
 
 
 class Run:
     """A CLI process whose stderr is collected line by line with arrival times."""
 
     def __init__(self, env: dict[str, str], *args: str) -> None:
-        self.proc = subprocess.Popen([CLI, *args], env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     text=True, start_new_session=True)
+        self.proc = subprocess.Popen(
+            [CLI, *args],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
         self.lines: list[str] = []
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
@@ -63,8 +76,14 @@ class Run:
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_an_interrupted_install_stops_at_once_with_one_line_and_the_next_run_converges(sig, tmp_path):
     env = _env(tmp_path)
-    up = subprocess.run([CLI, "sandbox", "up", "--detach", "--realistic"], env=env, cwd=ROOT, capture_output=True,
-                        text=True, timeout=180)
+    up = subprocess.run(
+        [CLI, "sandbox", "up", "--detach", "--realistic"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert up.returncode == 0, up.stderr
     try:
         run = Run(env, "install", "--sandbox", "--output", "json")
@@ -95,8 +114,14 @@ def test_an_interrupted_install_stops_at_once_with_one_line_and_the_next_run_con
             time.sleep(0.1)
         assert not [p for p in started if pid_alive(p)], "a process the CLI started outlived it"
 
-        again = subprocess.run([CLI, "install", "--sandbox", "--output", "json"], env=env, cwd=ROOT,
-                               capture_output=True, text=True, timeout=500)
+        again = subprocess.run(
+            [CLI, "install", "--sandbox", "--output", "json"],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=500,
+        )
         assert again.returncode == 0, again.stderr[-5000:]
         result = json.loads(again.stdout)
         assert result["ok"] and not [c for c in result["verification"]["checks"] if not c["ok"]]

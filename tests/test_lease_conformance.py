@@ -31,8 +31,17 @@ def coordination(kubeconfig):
 
 
 def lease(name: str, holder: str = "me", **spec) -> dict:
-    return {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": name},
-            "spec": {"holderIdentity": holder, "leaseDurationSeconds": 60, "renewTime": "2026-01-02T03:04:05.250000Z", **spec}}
+    return {
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": {"name": name},
+        "spec": {
+            "holderIdentity": holder,
+            "leaseDurationSeconds": 60,
+            "renewTime": "2026-01-02T03:04:05.250000Z",
+            **spec,
+        },
+    }
 
 
 def status_of(e: pytest.ExceptionInfo) -> dict:
@@ -45,9 +54,15 @@ def test_leases_are_served_in_discovery_and_openapi_v3(sandbox, kubeconfig, coor
     assert resources.group_version == "coordination.k8s.io/v1" and lease_rt.namespaced and lease_rt.kind == "Lease"
     assert {"create", "delete", "get", "list", "patch", "update", "watch"} <= set(lease_rt.verbs)
     paths = json.loads(kubectl(kubeconfig, "get", "--raw", "/openapi/v3").stdout)["paths"]
-    doc = json.loads(kubectl(kubeconfig, "get", "--raw", paths["apis/coordination.k8s.io/v1"]["serverRelativeURL"]).stdout)
+    doc = json.loads(
+        kubectl(kubeconfig, "get", "--raw", paths["apis/coordination.k8s.io/v1"]["serverRelativeURL"]).stdout
+    )
     item = doc["paths"]["/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/{name}"]
-    assert item["put"]["x-kubernetes-group-version-kind"] == {"group": "coordination.k8s.io", "version": "v1", "kind": "Lease"}
+    assert item["put"]["x-kubernetes-group-version-kind"] == {
+        "group": "coordination.k8s.io",
+        "version": "v1",
+        "kind": "Lease",
+    }
     assert any(p["name"] == "fieldValidation" for p in item["patch"]["parameters"])
 
 
@@ -72,8 +87,10 @@ def test_create_conflicts_updates_and_deletes_like_kube_apiserver(sandbox, coord
     with pytest.raises(client.ApiException) as e:
         coordination.replace_namespaced_lease("l1", NS, body)
     assert e.value.status == 409 and status_of(e)["reason"] == "Conflict"
-    assert status_of(e)["message"] == ('Operation cannot be fulfilled on leases.coordination.k8s.io "l1": the object has been '
-                                       "modified; please apply your changes to the latest version and try again")
+    assert status_of(e)["message"] == (
+        'Operation cannot be fulfilled on leases.coordination.k8s.io "l1": the object has been '
+        "modified; please apply your changes to the latest version and try again"
+    )
     assert status_of(e)["details"] == {"name": "l1", "group": "coordination.k8s.io", "kind": "leases"}
 
     # The Lease strategy refuses unconditional updates (AllowUnconditionalUpdate is false).
@@ -87,11 +104,15 @@ def test_create_conflicts_updates_and_deletes_like_kube_apiserver(sandbox, coord
         coordination.read_namespaced_lease("nope", NS)
     assert e.value.status == 404 and status_of(e)["message"] == 'leases.coordination.k8s.io "nope" not found'
 
-    stale = client.V1DeleteOptions(preconditions=client.V1Preconditions(resource_version=created.metadata.resource_version))
+    stale = client.V1DeleteOptions(
+        preconditions=client.V1Preconditions(resource_version=created.metadata.resource_version)
+    )
     with pytest.raises(client.ApiException) as e:
         coordination.delete_namespaced_lease("l1", NS, body=stale)
     assert e.value.status == 409 and "Precondition failed: ResourceVersion in precondition" in status_of(e)["message"]
-    current = client.V1DeleteOptions(preconditions=client.V1Preconditions(resource_version=updated.metadata.resource_version))
+    current = client.V1DeleteOptions(
+        preconditions=client.V1Preconditions(resource_version=updated.metadata.resource_version)
+    )
     coordination.delete_namespaced_lease("l1", NS, body=current)
     with pytest.raises(client.ApiException) as e:
         coordination.read_namespaced_lease("l1", NS)
@@ -100,7 +121,9 @@ def test_create_conflicts_updates_and_deletes_like_kube_apiserver(sandbox, coord
 
 def test_micro_times_need_six_fractional_digits_and_come_back_in_utc(sandbox, kubeconfig, coordination):
     with Kube(kubeconfig) as kube, pytest.raises(PermanentError) as e:
-        kube.create_lease(NS, {**lease("t1", renewTime="2026-01-02T03:04:05Z"), "metadata": {"name": "t1", "namespace": NS}})
+        kube.create_lease(
+            NS, {**lease("t1", renewTime="2026-01-02T03:04:05Z"), "metadata": {"name": "t1", "namespace": NS}}
+        )
     assert "HTTP 400" in str(e.value) and 'cannot parse \\"Z\\" as \\".000000\\"' in str(e.value), str(e.value)
     # The client's own models drop a zero fraction (datetime.isoformat): refused, as kube-apiserver refuses it.
     with pytest.raises(client.ApiException) as api_error:
@@ -126,7 +149,9 @@ def test_the_kube_adapter_maps_409_and_404_to_types(sandbox, kubeconfig):
         with pytest.raises(Conflict) as e:
             kube.create_lease(NS, {**lease("a"), "metadata": {"name": "a", "namespace": NS}})
         assert e.value.reason == "AlreadyExists"
-        renewed = kube.patch_lease(NS, "a", made["metadata"]["resourceVersion"], {"renewTime": "2026-01-02T03:04:06.000000Z"})
+        renewed = kube.patch_lease(
+            NS, "a", made["metadata"]["resourceVersion"], {"renewTime": "2026-01-02T03:04:06.000000Z"}
+        )
         assert renewed is not None and renewed["spec"]["renewTime"].startswith("2026-01-02T03:04:06")
         with pytest.raises(Conflict) as e:  # the resourceVersion we read is no longer the Lease's
             kube.patch_lease(NS, "a", made["metadata"]["resourceVersion"], {"renewTime": "2026-01-02T03:04:07.000000Z"})
@@ -138,12 +163,19 @@ def test_the_kube_adapter_maps_409_and_404_to_types(sandbox, kubeconfig):
         assert kube.delete_lease(NS, "a", resource_version=renewed["metadata"]["resourceVersion"]) is True
         assert kube.delete_lease(NS, "a") is False
         # A patch never re-creates a deleted Lease (a PUT would: Leases allow create-on-update).
-        assert kube.patch_lease(NS, "a", renewed["metadata"]["resourceVersion"], {"renewTime": "2026-01-02T03:04:08.000000Z"}) is None
+        assert (
+            kube.patch_lease(
+                NS, "a", renewed["metadata"]["resourceVersion"], {"renewTime": "2026-01-02T03:04:08.000000Z"}
+            )
+            is None
+        )
         assert kube.get_lease(NS, "a") is None
 
 
 def test_kubectl_gets_describes_and_deletes_leases(sandbox, kubeconfig, coordination):
-    coordination.create_namespaced_lease(NS, lease("eks-cilium-lock", "install-stack/brave-fox (1234) on host-a pid 42"))
+    coordination.create_namespaced_lease(
+        NS, lease("eks-cilium-lock", "install-stack/brave-fox (1234) on host-a pid 42")
+    )
     table = kubectl(kubeconfig, "get", "lease", "-n", NS).stdout
     assert table.split("\n")[0].split() == ["NAME", "HOLDER", "AGE"], table
     assert "eks-cilium-lock" in table and "install-stack/brave-fox (1234) on host-a pid 42" in table

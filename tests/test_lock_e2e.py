@@ -45,8 +45,11 @@ def wait_for_holder(sb, timeout: float = 180, pid: int | None = None) -> dict:
 
 
 def lease_requests(sb, since: float, method: str | None = None) -> list[dict]:
-    return [r for r in list(sb.clusters[CLUSTER].emulator.request_log)
-            if r.get("path") == LEASE_PATH and r.get("t", 0) >= since and (method is None or r.get("method") == method)]
+    return [
+        r
+        for r in list(sb.clusters[CLUSTER].emulator.request_log)
+        if r.get("path") == LEASE_PATH and r.get("t", 0) >= since and (method is None or r.get("method") == method)
+    ]
 
 
 def changes_besides_the_lock(sb, since: float) -> list[str]:
@@ -85,11 +88,24 @@ def lock_log() -> Iterator[list[tuple[float, str]]]:
 def write_foreign_lease(sb, *, holder: str, host: str, pid: int, renewed_ago: float, transitions: int = 5) -> dict:
     """A Lease as another machine's run leaves it: its host and pid, its last renewal `renewed_ago` seconds ago."""
     now = time.time()
-    body = {"metadata": {"name": LEASE_NAME, "namespace": LEASE_NAMESPACE,
-                         "annotations": {ANNOTATIONS + "host": host, ANNOTATIONS + "pid": str(pid),
-                                         ANNOTATIONS + "flow-run-id": "00000000-0000-4000-8000-000000000000"}},
-            "spec": {"holderIdentity": holder, "leaseDurationSeconds": 60, "acquireTime": micro_time(now - renewed_ago - 120),
-                     "renewTime": micro_time(now - renewed_ago), "leaseTransitions": transitions}}
+    body = {
+        "metadata": {
+            "name": LEASE_NAME,
+            "namespace": LEASE_NAMESPACE,
+            "annotations": {
+                ANNOTATIONS + "host": host,
+                ANNOTATIONS + "pid": str(pid),
+                ANNOTATIONS + "flow-run-id": "00000000-0000-4000-8000-000000000000",
+            },
+        },
+        "spec": {
+            "holderIdentity": holder,
+            "leaseDurationSeconds": 60,
+            "acquireTime": micro_time(now - renewed_ago - 120),
+            "renewTime": micro_time(now - renewed_ago),
+            "leaseTransitions": transitions,
+        },
+    }
     with Kube(kubeconfig(sb)) as kube:
         return kube.create_lease(LEASE_NAMESPACE, body)
 
@@ -185,7 +201,9 @@ def test_an_expired_lease_of_a_holder_that_never_comes_back_is_taken_over_once(s
     assert after["metadata"]["annotations"][ANNOTATIONS + "last-holder"].startswith("install-stack/")
 
 
-def test_a_fresh_lease_of_another_host_bounds_the_wait_and_logs_at_most_once_per_10_s(sandbox, prefect_harness, lock_log):
+def test_a_fresh_lease_of_another_host_bounds_the_wait_and_logs_at_most_once_per_10_s(
+    sandbox, prefect_harness, lock_log
+):
     other = "install-stack/busy-run (00000000-0000-4000-8000-000000000000) on build-agent-7 pid 4242"
     write_foreign_lease(sandbox, holder=other, host="build-agent-7", pid=4242, renewed_ago=0)
     wait = 25.0

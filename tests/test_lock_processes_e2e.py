@@ -40,11 +40,23 @@ def start_cli_install(sb, tmp_path: Path, name: str) -> tuple[subprocess.Popen, 
     home = tmp_path / f"{name}-prefect"
     home.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    env.update({"PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PYTHONWARNINGS": "ignore",
-                "EKS_CILIUM_HELM": str(ROOT / ".tools" / "bin" / "helm3")})
+    env.update(
+        {
+            "PREFECT_HOME": str(home),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PYTHONWARNINGS": "ignore",
+            "EKS_CILIUM_HELM": str(ROOT / ".tools" / "bin" / "helm3"),
+        }
+    )
     log = tmp_path / f"{name}.log"
-    proc = subprocess.Popen([CLI, "install", "--stack", str(stack_file), "--config-dir", str(CONFIGS), "--env", "sandbox"],
-                            env=env, cwd=ROOT, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [CLI, "install", "--stack", str(stack_file), "--config-dir", str(CONFIGS), "--env", "sandbox"],
+        env=env,
+        cwd=ROOT,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     return proc, log
 
 
@@ -73,7 +85,9 @@ def stop(proc: subprocess.Popen) -> None:
     proc.wait(30)
 
 
-def test_a_cli_run_and_a_run_through_another_prefect_server_cannot_both_hold_the_lock(sandbox, prefect_harness, tmp_path):
+def test_a_cli_run_and_a_run_through_another_prefect_server_cannot_both_hold_the_lock(
+    sandbox, prefect_harness, tmp_path
+):
     with nodes_held_back(sandbox):
         proc, log = start_cli_install(sandbox, tmp_path, "cli")
         try:
@@ -96,8 +110,9 @@ def test_a_cli_run_and_a_run_through_another_prefect_server_cannot_both_hold_the
     assert read_lease(current_lease(sandbox)).holder == "", "the CLI run released the lock"  # type: ignore[arg-type]
 
 
-def test_kill_9_of_a_cli_run_holding_the_lock_is_taken_over_at_once_by_the_next_run(sandbox, prefect_harness, tmp_path,
-                                                                                    lock_log):
+def test_kill_9_of_a_cli_run_holding_the_lock_is_taken_over_at_once_by_the_next_run(
+    sandbox, prefect_harness, tmp_path, lock_log
+):
     with nodes_held_back(sandbox):
         proc, log = start_cli_install(sandbox, tmp_path, "killed")
         try:
@@ -122,6 +137,10 @@ def test_kill_9_of_a_cli_run_holding_the_lock_is_taken_over_at_once_by_the_next_
     assert took < 3, f"the take-over took {took:.1f} s after the first look at the Lease"
     assert writes[0]["t"] - lease.renewed < lease.duration, "taken before the dead run's lease expired"  # type: ignore[operator]
     takeovers = [m for _, m in lock_log if m.startswith("took over the cluster lock")]
-    assert len(takeovers) == 1 and f"its process {proc.pid} on " in takeovers[0] and "no longer exists" in takeovers[0], lock_log
-    print(f"\nkill -9: lock taken over {took:.2f} s after the next run first read it; "
-          f"converged {time.time() - killed_at:.1f} s after the kill")
+    assert (
+        len(takeovers) == 1 and f"its process {proc.pid} on " in takeovers[0] and "no longer exists" in takeovers[0]
+    ), lock_log
+    print(
+        f"\nkill -9: lock taken over {took:.2f} s after the next run first read it; "
+        f"converged {time.time() - killed_at:.1f} s after the kill"
+    )

@@ -13,7 +13,9 @@ from tests.prefect_support import Workers, api_settings, cluster_configs, fleet_
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
-def test_install_started_through_the_api_runs_on_a_worker_to_completion(prefect_server, tmp_path, monkeypatch, isolated_tools):
+def test_install_started_through_the_api_runs_on_a_worker_to_completion(
+    prefect_server, tmp_path, monkeypatch, isolated_tools
+):
     from prefect.client.orchestration import get_client
     from prefect.deployments import run_deployment
 
@@ -21,7 +23,10 @@ def test_install_started_through_the_api_runs_on_a_worker_to_completion(prefect_
     workers = Workers(worker_env(prefect_server, sb, tmp_path / "worker-home"), 1, tmp_path)
     try:
         cfg, stack = cluster_configs(tmp_path, "isovalent-demo", sb.chart_repo_url)
-        params = {"stack": stack, "options": {"config_dir": str(cfg), "environment": "sandbox", "poll_interval_seconds": 0.2}}
+        params = {
+            "stack": stack,
+            "options": {"config_dir": str(cfg), "environment": "sandbox", "poll_interval_seconds": 0.2},
+        }
         key = f"ticket-{uuid.uuid4()}"
         with api_settings(prefect_server):
             run = run_deployment("install-stack/install-stack", parameters=params, timeout=400, idempotency_key=key)
@@ -31,7 +36,9 @@ def test_install_started_through_the_api_runs_on_a_worker_to_completion(prefect_
             from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
             with get_client(sync_client=True) as client:
-                arts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["verification-isovalent-demo"])))
+                arts = client.read_artifacts(
+                    artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["verification-isovalent-demo"]))
+                )
             assert arts and "All checks passed" in str(arts[0].data)
             assert "| ✅ | nodes Ready | 2 Ready | 2 Ready of 2 |" in str(arts[0].data)
     finally:
@@ -39,8 +46,14 @@ def test_install_started_through_the_api_runs_on_a_worker_to_completion(prefect_
         sb.stop()
 
 
-@pytest.mark.parametrize("params, key", [({"options": {"dry_rn": True}}, "dry_rn"), ({"optoins": {}}, "optoins"),
-                                         ({"options": {"timeouts": {"nodes": "soon"}}}, "soon")])
+@pytest.mark.parametrize(
+    "params, key",
+    [
+        ({"options": {"dry_rn": True}}, "dry_rn"),
+        ({"optoins": {}}, "optoins"),
+        ({"options": {"timeouts": {"nodes": "soon"}}}, "soon"),
+    ],
+)
 def test_bad_parameters_are_refused_by_the_api_naming_the_key(prefect_server, params, key):
     """Unknown keys (nested or top level) and wrong types are refused when the run is created: nothing runs."""
     from prefect.deployments import run_deployment
@@ -67,8 +80,11 @@ def test_fleet_of_five_clusters_checked_by_two_workers(prefect_server, tmp_path,
         assert one["counts"]["ok"] == 1 and five["counts"] == {"ok": 5, "drifted": 0, "error": 0}, five["rows"]
         assert sorted(r["cluster"] for r in five["rows"]) == [f"us-east-1/{n}" for n in names]
         with capsys.disabled():
-            print(f"\nfleet timings: install 5 = {installed['seconds']} s, drift 1 = {one['seconds']} s, drift 5 = {five['seconds']} s "
-                  f"(2 workers)")
+            print(
+                f"\nfleet timings: install 5 = {installed['seconds']} s, drift 1 = {one['seconds']} s, "
+                f"drift 5 = {five['seconds']} s "
+                f"(2 workers)"
+            )
     finally:
         workers.stop()
         sb.stop()
@@ -78,9 +94,16 @@ def test_a_fleet_member_whose_run_cannot_start_is_an_error_row_and_the_fleet_sti
     from flows.fleet import FleetAction, FleetMember, fleet
 
     with api_settings(prefect_server):
-        result = fleet(members=[FleetMember(), FleetMember()], action=FleetAction.check_drift, deployment="check-drift/no-such-deployment")
+        result = fleet(
+            members=[FleetMember(), FleetMember()],
+            action=FleetAction.check_drift,
+            deployment="check-drift/no-such-deployment",
+        )
     assert result["counts"] == {"ok": 0, "drifted": 0, "error": 2}
-    assert all(r["state"] == "NOT_STARTED" and "could not run check-drift/no-such-deployment" in r["message"] for r in result["rows"])
+    assert all(
+        r["state"] == "NOT_STARTED" and "could not run check-drift/no-such-deployment" in r["message"]
+        for r in result["rows"]
+    )
 
 
 def test_only_busy_or_unreachable_prefect_api_errors_are_retried():
@@ -110,20 +133,31 @@ def test_a_fleet_member_whose_run_the_worker_cannot_start_is_resubmitted_then_re
     with api_settings(prefect_server), get_client(sync_client=True) as client:
         good = client.read_deployment_by_name("check-drift/check-drift")
         # Same flow and pool, but the worker cannot spawn the run's process: its command does not exist.
-        broken = client.create_deployment(flow_id=good.flow_id, name=f"unstartable-{uuid.uuid4().hex[:8]}",
-                                          work_pool_name=good.work_pool_name, entrypoint=good.entrypoint, path=good.path,
-                                          job_variables={"command": str(tmp_path / "no-such-python") + " -m prefect.engine"},
-                                          parameter_openapi_schema=good.parameter_openapi_schema)
+        broken = client.create_deployment(
+            flow_id=good.flow_id,
+            name=f"unstartable-{uuid.uuid4().hex[:8]}",
+            work_pool_name=good.work_pool_name,
+            entrypoint=good.entrypoint,
+            path=good.path,
+            job_variables={"command": str(tmp_path / "no-such-python") + " -m prefect.engine"},
+            parameter_openapi_schema=good.parameter_openapi_schema,
+        )
         name = f"check-drift/{client.read_deployment(broken).name}"
     workers = Workers({**prefect_server}, 1, tmp_path)
     try:
         with api_settings(prefect_server):
-            result = fleet(members=[FleetMember()], action=FleetAction.check_drift, deployment=name, timeout_seconds=300)
+            result = fleet(
+                members=[FleetMember()], action=FleetAction.check_drift, deployment=name, timeout_seconds=300
+            )
             with get_client(sync_client=True) as client:
-                runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(deployment_id=FlowRunFilterDeploymentId(any_=[broken])))
+                runs = client.read_flow_runs(
+                    flow_run_filter=FlowRunFilter(deployment_id=FlowRunFilterDeploymentId(any_=[broken]))
+                )
     finally:
         workers.stop()
     [row] = result["rows"]
     assert row["result"] == "error" and row["state"] == "CRASHED", row
     assert "could not start" in row["message"] and row["message"].count("resubmitted after") == SUBMISSIONS - 1, row
-    assert len(runs) == SUBMISSIONS and all(r.state.type.value == "CRASHED" for r in runs), [(r.name, r.state) for r in runs]
+    assert len(runs) == SUBMISSIONS and all(r.state.type.value == "CRASHED" for r in runs), [
+        (r.name, r.state) for r in runs
+    ]

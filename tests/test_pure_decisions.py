@@ -18,23 +18,76 @@ from tasks.sensing import wait_until
 
 
 def test_upgrade_install_argv_is_the_runbooks_install_made_idempotent():
-    argv = helm_argv.upgrade_install("helm", "tetragon", "isovalent/tetragon", "1.18.0", "tetragon", "/tmp/v.yaml",
-                                     timeout_seconds=600, create_namespace=True, kubeconfig="/tmp/kc")
-    assert argv == ["helm", "upgrade", "--install", "tetragon", "isovalent/tetragon", "--version", "1.18.0", "--namespace",
-                    "tetragon", "--values", "/tmp/v.yaml", "--timeout", "600s", "-o", "json", "--create-namespace",
-                    "--kubeconfig", "/tmp/kc"]
+    argv = helm_argv.upgrade_install(
+        "helm",
+        "tetragon",
+        "isovalent/tetragon",
+        "1.18.0",
+        "tetragon",
+        "/tmp/v.yaml",
+        timeout_seconds=600,
+        create_namespace=True,
+        kubeconfig="/tmp/kc",
+    )
+    assert argv == [
+        "helm",
+        "upgrade",
+        "--install",
+        "tetragon",
+        "isovalent/tetragon",
+        "--version",
+        "1.18.0",
+        "--namespace",
+        "tetragon",
+        "--values",
+        "/tmp/v.yaml",
+        "--timeout",
+        "600s",
+        "-o",
+        "json",
+        "--create-namespace",
+        "--kubeconfig",
+        "/tmp/kc",
+    ]
 
 
-@pytest.mark.parametrize(("builder", "expected"), [
-    (lambda: helm_argv.list_releases("helm", "kube-system", helm_major=3), ["helm", "list", "--namespace", "kube-system", "--all", "-o", "json"]),
-    (lambda: helm_argv.list_releases("helm", "kube-system", helm_major=4), ["helm", "list", "--namespace", "kube-system", "-o", "json"]),
-    (lambda: helm_argv.repo_add("helm", "isovalent", "https://helm.isovalent.com", username="u"),
-     ["helm", "repo", "add", "isovalent", "https://helm.isovalent.com", "--force-update", "--username", "u", "--password-stdin"]),
-    (lambda: helm_argv.rollback("helm", "cilium", "kube-system", 3, timeout_seconds=60),
-     ["helm", "rollback", "cilium", "3", "--namespace", "kube-system", "--timeout", "60s"]),
-    (lambda: helm_argv.upgrade_install("helm", "c", "./charts/c", "1.0.0", "ns", "v.yaml", timeout_seconds=30, dry_run=True)[-1],
-     "--dry-run=server"),
-])
+@pytest.mark.parametrize(
+    ("builder", "expected"),
+    [
+        (
+            lambda: helm_argv.list_releases("helm", "kube-system", helm_major=3),
+            ["helm", "list", "--namespace", "kube-system", "--all", "-o", "json"],
+        ),
+        (
+            lambda: helm_argv.list_releases("helm", "kube-system", helm_major=4),
+            ["helm", "list", "--namespace", "kube-system", "-o", "json"],
+        ),
+        (
+            lambda: helm_argv.repo_add("helm", "isovalent", "https://helm.isovalent.com", username="u"),
+            [
+                "helm",
+                "repo",
+                "add",
+                "isovalent",
+                "https://helm.isovalent.com",
+                "--force-update",
+                "--username",
+                "u",
+                "--password-stdin",
+            ],
+        ),
+        (
+            lambda: helm_argv.rollback("helm", "cilium", "kube-system", 3, timeout_seconds=60),
+            ["helm", "rollback", "cilium", "3", "--namespace", "kube-system", "--timeout", "60s"],
+        ),
+        (
+            lambda: helm_argv.upgrade_install(
+                "helm", "c", "./charts/c", "1.0.0", "ns", "v.yaml", timeout_seconds=30, dry_run=True
+            )[-1],
+            "--dry-run=server",
+        ),
+    ],
+)
 def test_argv_table(builder, expected):
     assert builder() == expected
 
@@ -42,7 +95,9 @@ def test_argv_table(builder, expected):
 @pytest.mark.parametrize("bad", ["--set=x", "-n", "a b", "x;rm -rf /", "$(id)", "", "rel\nname"])
 def test_positional_arguments_cannot_become_flags_or_shell(bad):
     with pytest.raises(ConfigError):
-        helm_argv.upgrade_install("helm", bad, "isovalent/cilium", "1.18.4", "kube-system", "v.yaml", timeout_seconds=60)
+        helm_argv.upgrade_install(
+            "helm", bad, "isovalent/cilium", "1.18.4", "kube-system", "v.yaml", timeout_seconds=60
+        )
 
 
 def test_shell_line_quotes_for_display():
@@ -57,7 +112,9 @@ def _fake_helm(tmp_path, version: str) -> str:
     return str(path)
 
 
-@pytest.mark.parametrize(("text", "parsed"), [("v3.17.3", (3, 17, 3)), ("v4.1.4+g05fa379", (4, 1, 4)), ("garbage", None)])
+@pytest.mark.parametrize(
+    ("text", "parsed"), [("v3.17.3", (3, 17, 3)), ("v4.1.4+g05fa379", (4, 1, 4)), ("garbage", None)]
+)
 def test_parse_version(text, parsed):
     assert parse_version(text) == parsed
 
@@ -75,18 +132,28 @@ def test_helm_is_found_through_the_environment_variable(tmp_path, monkeypatch):
 
 # ---- readiness -------------------------------------------------------------------------------------------------
 def ds(gen=1, observed=1, desired=2, updated=2, available=2):
-    return {"metadata": {"generation": gen}, "spec": {"updateStrategy": {"type": "RollingUpdate"}},
-            "status": {"observedGeneration": observed, "desiredNumberScheduled": desired,
-                       "updatedNumberScheduled": updated, "numberAvailable": available}}
+    return {
+        "metadata": {"generation": gen},
+        "spec": {"updateStrategy": {"type": "RollingUpdate"}},
+        "status": {
+            "observedGeneration": observed,
+            "desiredNumberScheduled": desired,
+            "updatedNumberScheduled": updated,
+            "numberAvailable": available,
+        },
+    }
 
 
-@pytest.mark.parametrize(("obj", "ready", "words"), [
-    (ds(), True, "2/2 available"),
-    (ds(gen=2, observed=1), False, "observe generation 2"),
-    (ds(updated=1), False, "rollout in progress"),
-    (ds(available=1), False, "waiting for pods"),
-    (None, False, "does not exist"),
-])
+@pytest.mark.parametrize(
+    ("obj", "ready", "words"),
+    [
+        (ds(), True, "2/2 available"),
+        (ds(gen=2, observed=1), False, "observe generation 2"),
+        (ds(updated=1), False, "rollout in progress"),
+        (ds(available=1), False, "waiting for pods"),
+        (None, False, "does not exist"),
+    ],
+)
 def test_daemonset_rollout_like_kubectl(obj, ready, words):
     v = readiness.daemonset(obj)
     assert v.ready is ready and words in v.summary
@@ -97,71 +164,127 @@ def test_daemonset_on_fewer_nodes_than_expected_is_not_ready():
 
 
 def dep(replicas=2, updated=2, ready=2, available=2, available_cond="True", reason="NewReplicaSetAvailable"):
-    return {"metadata": {"generation": 1}, "spec": {"replicas": replicas},
-            "status": {"observedGeneration": 1, "replicas": updated, "updatedReplicas": updated, "readyReplicas": ready,
-                       "availableReplicas": available, "conditions": [{"type": "Available", "status": available_cond},
-                                                                      {"type": "Progressing", "status": "True", "reason": reason}]}}
+    return {
+        "metadata": {"generation": 1},
+        "spec": {"replicas": replicas},
+        "status": {
+            "observedGeneration": 1,
+            "replicas": updated,
+            "updatedReplicas": updated,
+            "readyReplicas": ready,
+            "availableReplicas": available,
+            "conditions": [
+                {"type": "Available", "status": available_cond},
+                {"type": "Progressing", "status": "True", "reason": reason},
+            ],
+        },
+    }
 
 
-@pytest.mark.parametrize(("obj", "ready", "failed"), [
-    (dep(), True, False), (dep(available=1), False, False), (dep(available_cond="False"), True, False),  # as kubectl
-    (dep(reason="ProgressDeadlineExceeded"), False, True), (dep(updated=1), False, False),
-])
+@pytest.mark.parametrize(
+    ("obj", "ready", "failed"),
+    [
+        (dep(), True, False),
+        (dep(available=1), False, False),
+        (dep(available_cond="False"), True, False),  # as kubectl
+        (dep(reason="ProgressDeadlineExceeded"), False, True),
+        (dep(updated=1), False, False),
+    ],
+)
 def test_deployment_verdicts(obj, ready, failed):
     v = readiness.deployment(obj)
     assert (v.ready, v.failed) == (ready, failed)
 
 
-@pytest.mark.parametrize(("conds", "ready", "failed"), [
-    ([{"type": "Complete", "status": "True"}], True, False),
-    ([{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}], False, True),
-    ([], False, False),
-])
+@pytest.mark.parametrize(
+    ("conds", "ready", "failed"),
+    [
+        ([{"type": "Complete", "status": "True"}], True, False),
+        ([{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}], False, True),
+        ([], False, False),
+    ],
+)
 def test_job_verdicts(conds, ready, failed):
     v = readiness.job({"status": {"conditions": conds}})
     assert (v.ready, v.failed) == (ready, failed)
 
 
-@pytest.mark.parametrize(("status", "ready", "failed"), [("ACTIVE", True, False), ("CREATING", False, False),
-                                                         ("CREATE_FAILED", False, True), ("DEGRADED", False, True)])
+@pytest.mark.parametrize(
+    ("status", "ready", "failed"),
+    [("ACTIVE", True, False), ("CREATING", False, False), ("CREATE_FAILED", False, True), ("DEGRADED", False, True)],
+)
 def test_nodegroup_verdicts(status, ready, failed):
-    v = readiness.nodegroup({"status": status, "health": {"issues": [{"code": "X", "message": "m", "resourceIds": ["i-1"]}]}})
+    v = readiness.nodegroup(
+        {"status": status, "health": {"issues": [{"code": "X", "message": "m", "resourceIds": ["i-1"]}]}}
+    )
     assert (v.ready, v.failed) == (ready, failed)
     if failed:
         assert "X: m (i-1)" in v.summary
 
 
 def test_pod_problems_name_reasons():
-    pod = {"metadata": {"namespace": "kube-system", "name": "cilium-abc"}, "spec": {"nodeName": "n1"},
-           "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "False"}],
-                      "containerStatuses": [{"name": "agent", "restartCount": 4,
-                                             "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "boom"}}}]}}
-    assert readiness.pod_problems([pod]) == ["kube-system/cilium-abc on n1: phase Running; agent: CrashLoopBackOff - boom (restarts 4)"]
+    pod = {
+        "metadata": {"namespace": "kube-system", "name": "cilium-abc"},
+        "spec": {"nodeName": "n1"},
+        "status": {
+            "phase": "Running",
+            "conditions": [{"type": "Ready", "status": "False"}],
+            "containerStatuses": [
+                {
+                    "name": "agent",
+                    "restartCount": 4,
+                    "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "boom"}},
+                }
+            ],
+        },
+    }
+    assert readiness.pod_problems([pod]) == [
+        "kube-system/cilium-abc on n1: phase Running; agent: CrashLoopBackOff - boom (restarts 4)"
+    ]
 
 
 # ---- preflight ---------------------------------------------------------------------------------------------
 def facts(**kw):
-    base = {"cluster": "c", "region": "us-east-1", "principal": "arn:aws:iam::1:user/u", "addons": [], "kube_system_daemonsets": [],
-            "nodes": [], "servicemonitor_crd": True, "admin_allowed": True, "admin_reason": ""}
+    base = {
+        "cluster": "c",
+        "region": "us-east-1",
+        "principal": "arn:aws:iam::1:user/u",
+        "addons": [],
+        "kube_system_daemonsets": [],
+        "nodes": [],
+        "servicemonitor_crd": True,
+        "admin_allowed": True,
+        "admin_reason": "",
+    }
     return preflight.ClusterFacts(**{**base, **kw})
 
 
 def test_nodes_of_the_stacks_own_nodegroup_do_not_block_a_resumed_install_but_other_nodes_do():
     own = {"n1": "standard", "n2": "standard"}
     assert preflight.evaluate(facts(nodes=["n1", "n2"], node_nodegroups=own, own_nodegroup="standard"), {}) == []
-    problems = preflight.evaluate(facts(nodes=["n1", "x9"], node_nodegroups={**own, "x9": "legacy"}, own_nodegroup="standard"), {})
+    problems = preflight.evaluate(
+        facts(nodes=["n1", "x9"], node_nodegroups={**own, "x9": "legacy"}, own_nodegroup="standard"), {}
+    )
     assert len(problems) == 1 and "1 node(s) outside the stack's nodegroup already exist (x9)" in problems[0]
 
 
-@pytest.mark.parametrize(("kw", "needle"), [
-    ({"addons": ["vpc-cni"]}, "delete-addon"),
-    ({"kube_system_daemonsets": ["aws-node", "kube-proxy"]}, "kube-system/aws-node, kube-system/kube-proxy"),
-    ({"nodes": ["n1"]}, "another CNI"),
-    ({"servicemonitor_crd": False}, "prometheus.serviceMonitor"),
-    ({"admin_allowed": False}, "AmazonEKSClusterAdminPolicy"),
-    ({"releases": {"cilium": preflight.ReleaseState("cilium", "kube-system", "pending-upgrade", 3, None, 2)},
-      "recover_pending": False}, "helm rollback cilium 2"),
-])
+@pytest.mark.parametrize(
+    ("kw", "needle"),
+    [
+        ({"addons": ["vpc-cni"]}, "delete-addon"),
+        ({"kube_system_daemonsets": ["aws-node", "kube-proxy"]}, "kube-system/aws-node, kube-system/kube-proxy"),
+        ({"nodes": ["n1"]}, "another CNI"),
+        ({"servicemonitor_crd": False}, "prometheus.serviceMonitor"),
+        ({"admin_allowed": False}, "AmazonEKSClusterAdminPolicy"),
+        (
+            {
+                "releases": {"cilium": preflight.ReleaseState("cilium", "kube-system", "pending-upgrade", 3, None, 2)},
+                "recover_pending": False,
+            },
+            "helm rollback cilium 2",
+        ),
+    ],
+)
 def test_each_preflight_problem_says_the_fix(kw, needle):
     problems = preflight.evaluate(facts(**kw), {"cilium": {"prometheus": {"serviceMonitor": {"enabled": True}}}})
     assert len(problems) == 1 and needle in problems[0]
@@ -189,7 +312,10 @@ def test_release_drift_statuses():
     live = {"status": "deployed", "version": "1.0.0", "revision": 2, "config": {"a": 1}}
     assert drift.release_drift("r", "1.0.0", live, {"a": 1}).ok
     d = drift.release_drift("r", "1.0.1", live, {"a": 2})
-    assert d.status == drift.DRIFTED and d.diffs == ["chart version: live 1.0.0 -> desired 1.0.1", "a: live 1 -> desired 2"]
+    assert d.status == drift.DRIFTED and d.diffs == [
+        "chart version: live 1.0.0 -> desired 1.0.1",
+        "a: live 1 -> desired 2",
+    ]
     assert drift.release_drift("r", "1.0.0", {**live, "status": "failed"}, {"a": 1}).status == drift.BROKEN
 
 
@@ -200,17 +326,29 @@ def test_cni_drift_and_summary():
 
 
 def test_private_subnets_follow_route_tables_not_tags():
-    subnets = [{"SubnetId": "s-pub", "AvailabilityZone": "a"}, {"SubnetId": "s-priv", "AvailabilityZone": "b"},
-               {"SubnetId": "s-main", "AvailabilityZone": "c"}]
-    tables = [{"Associations": [{"SubnetId": "s-pub"}], "Routes": [{"DestinationCidrBlock": "0.0.0.0/0", "GatewayId": "igw-1"}]},
-              {"Associations": [{"SubnetId": "s-priv"}], "Routes": [{"DestinationCidrBlock": "0.0.0.0/0", "NatGatewayId": "nat-1"}]},
-              {"Associations": [{"Main": True}], "Routes": [{"DestinationCidrBlock": "10.0.0.0/16", "GatewayId": "local"}]}]
+    subnets = [
+        {"SubnetId": "s-pub", "AvailabilityZone": "a"},
+        {"SubnetId": "s-priv", "AvailabilityZone": "b"},
+        {"SubnetId": "s-main", "AvailabilityZone": "c"},
+    ]
+    tables = [
+        {
+            "Associations": [{"SubnetId": "s-pub"}],
+            "Routes": [{"DestinationCidrBlock": "0.0.0.0/0", "GatewayId": "igw-1"}],
+        },
+        {
+            "Associations": [{"SubnetId": "s-priv"}],
+            "Routes": [{"DestinationCidrBlock": "0.0.0.0/0", "NatGatewayId": "nat-1"}],
+        },
+        {"Associations": [{"Main": True}], "Routes": [{"DestinationCidrBlock": "10.0.0.0/16", "GatewayId": "local"}]},
+    ]
     assert private_subnets(subnets, tables) == ["s-priv", "s-main"]
 
 
 def test_node_role_candidates():
-    assert pick_node_role(["isovalent-demo-node-role", "other-node", "isovalent-demo-cluster-role"], "isovalent-demo") == \
-        ["isovalent-demo-node-role"]
+    assert pick_node_role(
+        ["isovalent-demo-node-role", "other-node", "isovalent-demo-cluster-role"], "isovalent-demo"
+    ) == ["isovalent-demo-node-role"]
 
 
 def test_node_role_candidates_match_the_cluster_name_as_a_whole_word():
@@ -233,8 +371,16 @@ class Clock:
 def test_wait_until_times_out_with_the_last_state_and_diagnosis():
     c = Clock()
     with pytest.raises(SensorTimeout) as e:
-        wait_until(lambda: readiness.Verdict(False, "1/2 Ready"), what="nodes", timeout=5, interval=1, hint="look",
-                   diagnose=lambda: ["node n2: NotReady"], clock=c.now, sleep=c.sleep)
+        wait_until(
+            lambda: readiness.Verdict(False, "1/2 Ready"),
+            what="nodes",
+            timeout=5,
+            interval=1,
+            hint="look",
+            diagnose=lambda: ["node n2: NotReady"],
+            clock=c.now,
+            sleep=c.sleep,
+        )
     assert "not ready after 5 s" in str(e.value) and "1/2 Ready" in str(e.value) and "node n2: NotReady" in str(e.value)
 
 
@@ -250,8 +396,15 @@ def test_wait_until_tolerates_transient_errors_and_stops_on_terminal_ones():
 
     assert wait_until(probe, what="x", timeout=10, interval=1, hint="h", clock=c.now, sleep=c.sleep).ready
     with pytest.raises(PermanentError, match="CREATE_FAILED"):
-        wait_until(lambda: readiness.Verdict(False, "CREATE_FAILED", failed=True), what="ng", timeout=10, interval=1,
-                   hint="h", clock=c.now, sleep=c.sleep)
+        wait_until(
+            lambda: readiness.Verdict(False, "CREATE_FAILED", failed=True),
+            what="ng",
+            timeout=10,
+            interval=1,
+            hint="h",
+            clock=c.now,
+            sleep=c.sleep,
+        )
 
 
 def test_only_runs_crashed_before_their_process_started_count_as_never_started():

@@ -20,17 +20,20 @@ from tests.test_faults_e2e import converged_once
 from tests.test_install_e2e import CLUSTER, options, stack_for
 
 
-@pytest.mark.parametrize(("status", "last_deployed", "kind"), [
-    ("deployed", 3, None),
-    ("superseded", 2, None),
-    (None, None, None),
-    ("uninstalling", None, None),
-    ("pending-install", None, RecoveryKind.uninstall),
-    ("pending-upgrade", 2, RecoveryKind.rollback),
-    ("pending-rollback", 1, RecoveryKind.rollback),
-    ("failed", None, RecoveryKind.uninstall),
-    ("failed", 1, RecoveryKind.upgrade_over),
-])
+@pytest.mark.parametrize(
+    ("status", "last_deployed", "kind"),
+    [
+        ("deployed", 3, None),
+        ("superseded", 2, None),
+        (None, None, None),
+        ("uninstalling", None, None),
+        ("pending-install", None, RecoveryKind.uninstall),
+        ("pending-upgrade", 2, RecoveryKind.rollback),
+        ("pending-rollback", 1, RecoveryKind.rollback),
+        ("failed", None, RecoveryKind.uninstall),
+        ("failed", 1, RecoveryKind.upgrade_over),
+    ],
+)
 def test_recovery_is_planned_from_the_status_and_the_last_deployed_revision(status, last_deployed, kind):
     recovery = plan_recovery("cilium", status, 2, last_deployed)
     assert (recovery.kind if recovery else None) is kind
@@ -38,16 +41,25 @@ def test_recovery_is_planned_from_the_status_and_the_last_deployed_revision(stat
 
 
 def test_recovery_descriptions_say_what_was_done():
-    assert Recovery(RecoveryKind.uninstall, "cilium", "failed", 1, None).describe() == \
-        "release cilium was failed with no deployed revision: uninstalled the failed release"
-    assert Recovery(RecoveryKind.upgrade_over, "cilium", "failed", 2, 1).describe() == \
-        "release cilium was failed (revision 2): upgrading over it (last deployed revision 1)"
+    assert (
+        Recovery(RecoveryKind.uninstall, "cilium", "failed", 1, None).describe()
+        == "release cilium was failed with no deployed revision: uninstalled the failed release"
+    )
+    assert (
+        Recovery(RecoveryKind.upgrade_over, "cilium", "failed", 2, 1).describe()
+        == "release cilium was failed (revision 2): upgrading over it (last deployed revision 1)"
+    )
 
 
 def _helm(sandbox, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     kubeconfig = str(sandbox.clusters[CLUSTER].kubeconfig)
-    return subprocess.run([str(TOOLS / "helm3"), *args, "--kubeconfig", kubeconfig], capture_output=True, text=True,
-                          check=check, timeout=120)
+    return subprocess.run(
+        [str(TOOLS / "helm3"), *args, "--kubeconfig", kubeconfig],
+        capture_output=True,
+        text=True,
+        check=check,
+        timeout=120,
+    )
 
 
 def _statuses(sandbox) -> dict[str, str]:
@@ -56,8 +68,9 @@ def _statuses(sandbox) -> dict[str, str]:
 
 def _values_file(tmp_path):
     values = tmp_path / "values.yaml"
-    values.write_text((CONFIGS / "cilium-enterprise-values.yaml").read_text()
-                      .replace("<YOUR-EKS-API-SERVER-ENDPOINT>", "127.0.0.1"))
+    values.write_text(
+        (CONFIGS / "cilium-enterprise-values.yaml").read_text().replace("<YOUR-EKS-API-SERVER-ENDPOINT>", "127.0.0.1")
+    )
     return values
 
 
@@ -65,15 +78,32 @@ def _values_file(tmp_path):
 def test_a_failed_install_that_never_deployed_is_uninstalled_and_installed_again(sandbox, prefect_harness, tmp_path):
     """`helm install` before any node exists: its post-install hook Job cannot run, helm gives up and leaves the
     release failed with no deployed revision (what Ctrl-C of an install does too: "context canceled")."""
-    done = _helm(sandbox, "install", "cilium", "cilium", "--repo", sandbox.chart_repo_url, "--version", "1.18.4",
-                 "-n", "kube-system", "-f", str(_values_file(tmp_path)), "--timeout", "3s", check=False)
+    done = _helm(
+        sandbox,
+        "install",
+        "cilium",
+        "cilium",
+        "--repo",
+        sandbox.chart_repo_url,
+        "--version",
+        "1.18.4",
+        "-n",
+        "kube-system",
+        "-f",
+        str(_values_file(tmp_path)),
+        "--timeout",
+        "3s",
+        check=False,
+    )
     assert done.returncode != 0, done.stdout
     assert _statuses(sandbox) == {"cilium": "failed"}
 
     result = run_install(stack_for(sandbox), options())
 
     assert result["ok"], [c for c in result["verification"]["checks"] if not c["ok"]]
-    assert result["recovered"] == ["release cilium was failed with no deployed revision: uninstalled the failed release"]
+    assert result["recovered"] == [
+        "release cilium was failed with no deployed revision: uninstalled the failed release"
+    ]
     assert _statuses(sandbox) == {"cilium": "deployed", "tetragon": "deployed", "cilium-dnsproxy": "deployed"}
     converged_once(sandbox)
 
@@ -85,8 +115,24 @@ def test_a_failed_upgrade_over_a_deployed_release_is_upgraded_over(sandbox, pref
     assert run_install(stack_for(sandbox), options())["ok"]
     controllers = sandbox.clusters[CLUSTER].controllers
     controllers.config.pod_policies.append(PodPolicy({"k8s-app": "hubble-generate-certs"}, "pending"))
-    done = _helm(sandbox, "upgrade", "cilium", "cilium", "--repo", sandbox.chart_repo_url, "--version", "1.18.4",
-                 "-n", "kube-system", "--reuse-values", "--set", "debug.enabled=true", "--timeout", "3s", check=False)
+    done = _helm(
+        sandbox,
+        "upgrade",
+        "cilium",
+        "cilium",
+        "--repo",
+        sandbox.chart_repo_url,
+        "--version",
+        "1.18.4",
+        "-n",
+        "kube-system",
+        "--reuse-values",
+        "--set",
+        "debug.enabled=true",
+        "--timeout",
+        "3s",
+        check=False,
+    )
     assert done.returncode != 0, done.stdout
     assert _statuses(sandbox)["cilium"] == "failed"
     controllers.config.pod_policies.clear()
@@ -94,7 +140,9 @@ def test_a_failed_upgrade_over_a_deployed_release_is_upgraded_over(sandbox, pref
     result = run_install(stack_for(sandbox), options())
 
     assert result["ok"], [c for c in result["verification"]["checks"] if not c["ok"]]
-    assert result["recovered"] == ["release cilium was failed (revision 2): upgrading over it (last deployed revision 1)"]
+    assert result["recovered"] == [
+        "release cilium was failed (revision 2): upgrading over it (last deployed revision 1)"
+    ]
     assert result["releases"]["cilium"]["action"] == "upgraded"
     history = json.loads(_helm(sandbox, "history", "cilium", "-n", "kube-system", "-o", "json").stdout)
     assert [h["status"] for h in history][-1] == "deployed"

@@ -32,7 +32,9 @@ def test_cilium_values_equal_runbook_block_with_endpoint_substituted(runbook_tex
 
 
 def test_tetragon_values_equal_runbook_block(runbook_text):
-    expected = _block(runbook_text, "# Tetragon configuration with Enhanced", "これらの値でTetragonをインストールします")
+    expected = _block(
+        runbook_text, "# Tetragon configuration with Enhanced", "これらの値でTetragonをインストールします"
+    )
     assert _rendered().values["tetragon"] == expected
 
 

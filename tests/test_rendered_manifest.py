@@ -56,9 +56,14 @@ def release(status="deployed"):
 
 def test_rendered_objects_default_to_the_release_namespace_and_one_replica():
     r = release()
-    assert [o.ref for o in r.objects] == ["DaemonSet kube-system/cilium", "Deployment kube-system/cilium-operator",
-                                          "Deployment kube-system/hubble-relay", "ConfigMap kube-system/cilium-config",
-                                          "ClusterRole cilium", "Job kube-system/hubble-generate-certs"]
+    assert [o.ref for o in r.objects] == [
+        "DaemonSet kube-system/cilium",
+        "Deployment kube-system/cilium-operator",
+        "Deployment kube-system/hubble-relay",
+        "ConfigMap kube-system/cilium-config",
+        "ClusterRole cilium",
+        "Job kube-system/hubble-generate-certs",
+    ]
     assert r.expected_replicas("Deployment", "kube-system", "cilium-operator") == 2
     assert r.expected_replicas("Deployment", "kube-system", "hubble-relay") == 1  # the API server's default
     assert r.expected_replicas("DaemonSet", "kube-system", "cilium") is None
@@ -67,10 +72,13 @@ def test_rendered_objects_default_to_the_release_namespace_and_one_replica():
 
 
 def test_listing_puts_workloads_first():
-    assert release().listing() == ["DaemonSet: kube-system/cilium",
-                                   "Deployment: kube-system/cilium-operator, kube-system/hubble-relay",
-                                   "Job (hook): kube-system/hubble-generate-certs",
-                                   "ClusterRole: cilium", "ConfigMap: kube-system/cilium-config"]
+    assert release().listing() == [
+        "DaemonSet: kube-system/cilium",
+        "Deployment: kube-system/cilium-operator, kube-system/hubble-relay",
+        "Job (hook): kube-system/hubble-generate-certs",
+        "ClusterRole: cilium",
+        "ConfigMap: kube-system/cilium-config",
+    ]
 
 
 def test_a_name_the_deployed_release_does_not_render_fails_with_a_guess_and_the_listing():
@@ -87,19 +95,37 @@ def test_a_rendered_object_deleted_from_the_cluster_fails_naming_the_fix():
     assert v is not None and v.failed and "deleted outside helm" in v.summary
 
 
-@pytest.mark.parametrize(("kind", "name", "status"), [
-    ("Deployment", "hubble-relya", "pending-install"),  # helm is not done: waiting can still help
-    ("Deployment", "hubble-relya", "failed"),
-    ("Job", "hubble-generate-certs", "deployed"),  # a hook: created while installing, may be gone after its TTL
-])
+@pytest.mark.parametrize(
+    ("kind", "name", "status"),
+    [
+        ("Deployment", "hubble-relya", "pending-install"),  # helm is not done: waiting can still help
+        ("Deployment", "hubble-relya", "failed"),
+        ("Job", "hubble-generate-certs", "deployed"),  # a hook: created while installing, may be gone after its TTL
+    ],
+)
 def test_no_early_verdict_while_waiting_can_help(kind, name, status):
     assert manifest.absent_workload(kind, "kube-system", name, release(status)) is None
 
 
 def test_manifest_and_hooks_argv():
     assert helm_argv.get_manifest("helm", "cilium", "kube-system", "/k") == [
-        "helm", "get", "manifest", "cilium", "--namespace", "kube-system", "--kubeconfig", "/k"]
-    assert helm_argv.get_hooks("helm", "cilium", "kube-system") == ["helm", "get", "hooks", "cilium", "--namespace", "kube-system"]
+        "helm",
+        "get",
+        "manifest",
+        "cilium",
+        "--namespace",
+        "kube-system",
+        "--kubeconfig",
+        "/k",
+    ]
+    assert helm_argv.get_hooks("helm", "cilium", "kube-system") == [
+        "helm",
+        "get",
+        "hooks",
+        "cilium",
+        "--namespace",
+        "kube-system",
+    ]
 
 
 def test_helm_is_asked_after_three_polls_and_ten_seconds_of_absence_then_at_most_every_ten_seconds():

@@ -22,7 +22,9 @@ pytestmark = pytest.mark.e2e
 
 def test_a_sensor_that_fails_still_gives_the_whole_verification_report(sandbox, prefect_harness, capsys):
     controllers = sandbox.clusters[CLUSTER].controllers
-    controllers.config.pod_policies.append(PodPolicy({"app.kubernetes.io/name": "tetragon"}, "crashloop", message="no BTF"))
+    controllers.config.pod_policies.append(
+        PodPolicy({"app.kubernetes.io/name": "tetragon"}, "crashloop", message="no BTF")
+    )
 
     with pytest.raises(EksCiliumError) as e:
         run_install(stack_for(sandbox), options(timeouts=Timeouts(rollout=5)))
@@ -46,9 +48,28 @@ def test_a_sensor_that_fails_still_gives_the_whole_verification_report(sandbox, 
 def test_a_repair_whose_workload_stays_down_checks_every_workload_and_reports_after(sandbox, prefect_harness, capsys):
     assert run_install(stack_for(sandbox), options())["ok"]
     kubeconfig = str(sandbox.clusters[CLUSTER].kubeconfig)
-    subprocess.run([str(TOOLS / "helm3"), "upgrade", "cilium", "cilium", "--repo", sandbox.chart_repo_url, "--version",
-                    "1.18.4", "-n", "kube-system", "--reuse-values", "--set", "debug.enabled=true",
-                    "--kubeconfig", kubeconfig], check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        [
+            str(TOOLS / "helm3"),
+            "upgrade",
+            "cilium",
+            "cilium",
+            "--repo",
+            sandbox.chart_repo_url,
+            "--version",
+            "1.18.4",
+            "-n",
+            "kube-system",
+            "--reuse-values",
+            "--set",
+            "debug.enabled=true",
+            "--kubeconfig",
+            kubeconfig,
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     controllers = sandbox.clusters[CLUSTER].controllers
     controllers.config.pod_policies.append(PodPolicy({"k8s-app": "hubble-relay"}, "crashloop", message="certs"))
     # The repair restarts the relay's pods through the upgrade; kill the running ones so the policy applies.

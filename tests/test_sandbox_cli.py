@@ -15,8 +15,14 @@ CLI = str(Path(sys.executable).parent / "eks-cilium")
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([CLI, "sandbox", *args], capture_output=True, text=True, timeout=120, cwd=ROOT,
-                          env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    return subprocess.run(
+        [CLI, "sandbox", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
 
 
 def test_up_detached_status_faults_down(tmp_path):

@@ -19,10 +19,17 @@ CHART = ROOT / "sandbox" / "charts"
 TESTDATA = ROOT / "tests" / "data" / "charts"
 
 
-def run(*argv: str, check: bool = True, timeout: float = 120, env: dict | None = None,
-        input_text: str | None = None) -> subprocess.CompletedProcess:
-    proc = subprocess.run([str(a) for a in argv], capture_output=True, text=True, timeout=timeout, input=input_text,
-                          env={**os.environ, **(env or {})})
+def run(
+    *argv: str, check: bool = True, timeout: float = 120, env: dict | None = None, input_text: str | None = None
+) -> subprocess.CompletedProcess:
+    proc = subprocess.run(
+        [str(a) for a in argv],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        input=input_text,
+        env={**os.environ, **(env or {})},
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(map(str, argv))} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
     return proc
@@ -57,8 +64,18 @@ spec:
 
 def apply_web(kubeconfig, namespace="default", replicas=1, server_side=False):
     extra = ["--server-side"] if server_side else []
-    return run(TOOLS / "kubectl", "--kubeconfig", kubeconfig, "apply", "-n", namespace, *extra, "-f", "-",
-               input_text=WEB.replace("REPLICAS", str(replicas)))
+    return run(
+        TOOLS / "kubectl",
+        "--kubeconfig",
+        kubeconfig,
+        "apply",
+        "-n",
+        namespace,
+        *extra,
+        "-f",
+        "-",
+        input_text=WEB.replace("REPLICAS", str(replicas)),
+    )
 
 
 AGENT = """
@@ -92,25 +109,63 @@ def ready_nodes(sandbox, kubeconfig, desired=2):
 def create_nodegroup(sandbox, desired=2):
     eks = boto3.client("eks")
     role = boto3.client("iam").get_role(RoleName="isovalent-demo-node-role")["Role"]["Arn"]
-    eks.create_nodegroup(clusterName="isovalent-demo", nodegroupName="standard", nodeRole=role,
-                         subnets=sandbox.network["subnets"]["private"],
-                         scalingConfig={"minSize": desired, "maxSize": desired, "desiredSize": desired})
+    eks.create_nodegroup(
+        clusterName="isovalent-demo",
+        nodegroupName="standard",
+        nodeRole=role,
+        subnets=sandbox.network["subnets"]["private"],
+        scalingConfig={"minSize": desired, "maxSize": desired, "desiredSize": desired},
+    )
 
 
 def test_upgrade_install_twice_then_status_values_history_rollback_uninstall(sandbox, helm_binary, kubeconfig):
     chart = CHART / "cilium-dnsproxy"
     values = CONFIGS / "cilium-dns-proxy-ha-values.yaml"
-    first = json.loads(helm(helm_binary, kubeconfig, "upgrade", "--install", "dnsproxy", chart, "-n", "kube-system",
-                            "-f", values, "-o", "json").stdout)
+    first = json.loads(
+        helm(
+            helm_binary,
+            kubeconfig,
+            "upgrade",
+            "--install",
+            "dnsproxy",
+            chart,
+            "-n",
+            "kube-system",
+            "-f",
+            values,
+            "-o",
+            "json",
+        ).stdout
+    )
     assert first["version"] == 1 and first["info"]["status"] == "deployed"
-    second = json.loads(helm(helm_binary, kubeconfig, "upgrade", "--install", "dnsproxy", chart, "-n", "kube-system",
-                             "-f", values, "--set", "enableCriticalPriorityClass=false", "-o", "json").stdout)
+    second = json.loads(
+        helm(
+            helm_binary,
+            kubeconfig,
+            "upgrade",
+            "--install",
+            "dnsproxy",
+            chart,
+            "-n",
+            "kube-system",
+            "-f",
+            values,
+            "--set",
+            "enableCriticalPriorityClass=false",
+            "-o",
+            "json",
+        ).stdout
+    )
     assert second["version"] == 2
     status = json.loads(helm(helm_binary, kubeconfig, "status", "dnsproxy", "-n", "kube-system", "-o", "json").stdout)
     assert status["info"]["status"] == "deployed"
-    meta = json.loads(helm(helm_binary, kubeconfig, "get", "metadata", "dnsproxy", "-n", "kube-system", "-o", "json").stdout)
+    meta = json.loads(
+        helm(helm_binary, kubeconfig, "get", "metadata", "dnsproxy", "-n", "kube-system", "-o", "json").stdout
+    )
     assert meta["version"] == "1.16.7" and meta["revision"] == 2
-    got = json.loads(helm(helm_binary, kubeconfig, "get", "values", "dnsproxy", "-n", "kube-system", "-o", "json").stdout)
+    got = json.loads(
+        helm(helm_binary, kubeconfig, "get", "values", "dnsproxy", "-n", "kube-system", "-o", "json").stdout
+    )
     assert got == {"enableCriticalPriorityClass": False, "metrics": {"serviceMonitor": {"enabled": True}}}
     history = json.loads(helm(helm_binary, kubeconfig, "history", "dnsproxy", "-n", "kube-system", "-o", "json").stdout)
     assert [h["status"] for h in history] == ["superseded", "deployed"]
@@ -140,9 +195,22 @@ def test_hook_job_completes_only_after_nodes_are_ready_and_helm_waits_for_it(san
 
     def install():
         t0 = time.monotonic()
-        result["proc"] = helm(helm_binary, kubeconfig, "install", "cilium", CHART / "cilium", "-n", "kube-system",
-                              "-f", CONFIGS / "cilium-enterprise-values.yaml", "--set", "k8sServiceHost=127.0.0.1",
-                              "--timeout", "90s", check=False)
+        result["proc"] = helm(
+            helm_binary,
+            kubeconfig,
+            "install",
+            "cilium",
+            CHART / "cilium",
+            "-n",
+            "kube-system",
+            "-f",
+            CONFIGS / "cilium-enterprise-values.yaml",
+            "--set",
+            "k8sServiceHost=127.0.0.1",
+            "--timeout",
+            "90s",
+            check=False,
+        )
         result["seconds"] = time.monotonic() - t0
 
     t = threading.Thread(target=install)
@@ -150,7 +218,18 @@ def test_hook_job_completes_only_after_nodes_are_ready_and_helm_waits_for_it(san
     deadline = time.monotonic() + 30
     job = None
     while time.monotonic() < deadline:
-        out = kubectl(kubeconfig, "get", "pods", "-n", "kube-system", "-l", "k8s-app=hubble-generate-certs", "-o", "json", check=False)
+        out = kubectl(
+            kubeconfig,
+            "get",
+            "pods",
+            "-n",
+            "kube-system",
+            "-l",
+            "k8s-app=hubble-generate-certs",
+            "-o",
+            "json",
+            check=False,
+        )
         pods = json.loads(out.stdout)["items"] if out.returncode == 0 else []
         if pods:
             job = pods[0]
@@ -159,7 +238,9 @@ def test_hook_job_completes_only_after_nodes_are_ready_and_helm_waits_for_it(san
     assert job is not None, "the hook Job's pod never appeared"
     time.sleep(1.0)
     assert t.is_alive(), "helm returned although the hook Job cannot run without nodes"
-    pod = json.loads(kubectl(kubeconfig, "get", "pod", job["metadata"]["name"], "-n", "kube-system", "-o", "json").stdout)
+    pod = json.loads(
+        kubectl(kubeconfig, "get", "pod", job["metadata"]["name"], "-n", "kube-system", "-o", "json").stdout
+    )
     assert pod["status"]["phase"] == "Pending"
     assert "no nodes available" in pod["status"]["conditions"][0]["message"]
     create_nodegroup(sandbox)
@@ -173,10 +254,37 @@ def test_hook_job_completes_only_after_nodes_are_ready_and_helm_waits_for_it(san
 
 def test_upgrade_wait_and_wait_for_jobs(sandbox, helm_binary, kubeconfig):
     create_nodegroup(sandbox)
-    helm(helm_binary, kubeconfig, "install", "cilium", CHART / "cilium", "-n", "kube-system", "-f", CONFIGS / "cilium-enterprise-values.yaml",
-         "--set", "k8sServiceHost=127.0.0.1", "--timeout", "60s")
-    helm(helm_binary, kubeconfig, "upgrade", "cilium", CHART / "cilium", "-n", "kube-system", "--reuse-values",
-         "--set", "operator.replicas=3", "--wait", "--wait-for-jobs", "--timeout", "60s")
+    helm(
+        helm_binary,
+        kubeconfig,
+        "install",
+        "cilium",
+        CHART / "cilium",
+        "-n",
+        "kube-system",
+        "-f",
+        CONFIGS / "cilium-enterprise-values.yaml",
+        "--set",
+        "k8sServiceHost=127.0.0.1",
+        "--timeout",
+        "60s",
+    )
+    helm(
+        helm_binary,
+        kubeconfig,
+        "upgrade",
+        "cilium",
+        CHART / "cilium",
+        "-n",
+        "kube-system",
+        "--reuse-values",
+        "--set",
+        "operator.replicas=3",
+        "--wait",
+        "--wait-for-jobs",
+        "--timeout",
+        "60s",
+    )
     dep = json.loads(kubectl(kubeconfig, "get", "deploy", "cilium-operator", "-n", "kube-system", "-o", "json").stdout)
     assert dep["status"]["availableReplicas"] == 3
 
@@ -195,8 +303,18 @@ def test_servicemonitors_refuse_to_render_without_the_crd(tmp_path, monkeypatch,
 
     sb = start_sandbox(tmp_path, monkeypatch, profile=ClusterProfile(servicemonitor_crd=False))
     try:
-        proc = helm(helm_binary, str(sb.clusters["isovalent-demo"].kubeconfig), "install", "tetragon", CHART / "tetragon",
-                    "-n", "kube-system", "-f", CONFIGS / "tetragon-network-values.yaml", check=False)
+        proc = helm(
+            helm_binary,
+            str(sb.clusters["isovalent-demo"].kubeconfig),
+            "install",
+            "tetragon",
+            CHART / "tetragon",
+            "-n",
+            "kube-system",
+            "-f",
+            CONFIGS / "tetragon-network-values.yaml",
+            check=False,
+        )
         assert proc.returncode != 0
         assert "Service Monitor requires monitoring.coreos.com/v1 CRDs" in proc.stderr
     finally:
@@ -215,7 +333,9 @@ def test_kubectl_get_tables_across_namespaces(sandbox, kubeconfig):
 def test_kubernetes_client_list_watch_with_selectors_and_resume(sandbox, kubeconfig):
     api = config.new_client_from_config(config_file=kubeconfig)
     core = client.CoreV1Api(api)
-    core.create_namespaced_config_map("default", {"metadata": {"name": "a", "labels": {"app": "x"}}, "data": {"k": "1"}})
+    core.create_namespaced_config_map(
+        "default", {"metadata": {"name": "a", "labels": {"app": "x"}}, "data": {"k": "1"}}
+    )
     core.create_namespaced_config_map("default", {"metadata": {"name": "b", "labels": {"app": "y"}}})
     listed = core.list_namespaced_config_map("default", label_selector="app=x")
     assert [c.metadata.name for c in listed.items] == ["a"]
@@ -272,8 +392,16 @@ metadata: {name: applied, labels: {a: "1", b: "2"}}
 data: {x: "1", y: "2"}
 """
     run(TOOLS / "kubectl", "--kubeconfig", kubeconfig, "apply", "--server-side", "-f", "-", input_text=manifest)
-    run(TOOLS / "kubectl", "--kubeconfig", kubeconfig, "apply", "--server-side", "-f", "-",
-        input_text=manifest.replace(', y: "2"', "").replace(', b: "2"', ""))
+    run(
+        TOOLS / "kubectl",
+        "--kubeconfig",
+        kubeconfig,
+        "apply",
+        "--server-side",
+        "-f",
+        "-",
+        input_text=manifest.replace(', y: "2"', "").replace(', b: "2"', ""),
+    )
     cm = json.loads(kubectl(kubeconfig, "get", "cm", "applied", "-o", "json").stdout)
     assert cm["data"] == {"x": "1"} and cm["metadata"]["labels"] == {"a": "1"}
 
@@ -301,7 +429,10 @@ def test_image_pulls_delay_only_pods_that_have_not_started_and_timers_of_gone_po
     # Running pods stay Running across later controller passes (no new pull each pass).
     deadline = time.monotonic() + 2
     while time.monotonic() < deadline:
-        phases = {p["status"]["phase"] for p in json.loads(kubectl(kubeconfig, "get", "pods", "-l", "app=web", "-o", "json").stdout)["items"]}
+        phases = {
+            p["status"]["phase"]
+            for p in json.loads(kubectl(kubeconfig, "get", "pods", "-l", "app=web", "-o", "json").stdout)["items"]
+        }
         assert phases == {"Running"}, phases
         time.sleep(0.2)
     kubectl(kubeconfig, "delete", "deploy", "web", "--wait=true")

@@ -36,8 +36,11 @@ def test_repository_password_is_used_but_never_exposed(sandbox, prefect_harness,
 
     sandbox.repo.auth = ("mirror-user", PASSWORD)
     Secret(value={"username": "mirror-user", "password": PASSWORD}).save("isovalent-mirror", overwrite=True)
-    stack = load_stack(CONFIGS, "sandbox", patch={"chart_repository": {"url": sandbox.chart_repo_url,
-                                                                       "credentials_secret_block": "isovalent-mirror"}})
+    stack = load_stack(
+        CONFIGS,
+        "sandbox",
+        patch={"chart_repository": {"url": sandbox.chart_repo_url, "credentials_secret_block": "isovalent-mirror"}},
+    )
     seen_in_ps: list[str] = []
     stop = threading.Event()
 
@@ -76,8 +79,11 @@ def test_wrong_credentials_fail_naming_the_repository(sandbox, prefect_harness):
 
     sandbox.repo.auth = ("mirror-user", PASSWORD)
     Secret(value={"username": "mirror-user", "password": "bad-Pa55-xyz"}).save("isovalent-mirror-bad", overwrite=True)
-    stack = load_stack(CONFIGS, "sandbox", patch={"chart_repository": {"url": sandbox.chart_repo_url,
-                                                                       "credentials_secret_block": "isovalent-mirror-bad"}})
+    stack = load_stack(
+        CONFIGS,
+        "sandbox",
+        patch={"chart_repository": {"url": sandbox.chart_repo_url, "credentials_secret_block": "isovalent-mirror-bad"}},
+    )
     with pytest.raises(EksCiliumError) as e:
         run_install(stack, options())
     assert "add chart repository isovalent" in str(e.value) and "401" in str(e.value)

@@ -18,14 +18,25 @@ from tests.conftest import ROOT
 VENDORED = ROOT / "configs" / "runbook"
 # Ways of reaching a sibling `shared/` directory (or any directory above the clone) at run or test time.
 OUTSIDE = re.compile(r"\.\./shared|EKS_CILIUM_SHARED|parent\s*/\s*[\"']shared[\"']|ROOT\.parent\b|/work/shared")
-SCANNED = ("tests", "scripts", "benchmarks", "sandbox", "tasks", "flows", ".ci", "configs", "prefect.yaml", "pyproject.toml")
+SCANNED = (
+    "tests",
+    "scripts",
+    "benchmarks",
+    "sandbox",
+    "tasks",
+    "flows",
+    ".ci",
+    "configs",
+    "prefect.yaml",
+    "pyproject.toml",
+)
 
 
 def _text_files() -> list[Path]:
     out: list[Path] = []
     for entry in SCANNED:
         p = ROOT / entry
-        for f in ([p] if p.is_file() else sorted(p.rglob("*")) if p.is_dir() else []):
+        for f in [p] if p.is_file() else sorted(p.rglob("*")) if p.is_dir() else []:
             if f.is_file() and "__pycache__" not in f.parts and b"\0" not in f.read_bytes()[:8192]:
                 out.append(f)
     return out
@@ -62,12 +73,20 @@ def test_golden_tests_pass_in_a_clone_with_nothing_beside_it(tmp_path):
     """A fresh clone of HEAD (what a user gets) in a directory that holds nothing else."""
     if shutil.which("git") is None or not (ROOT / ".git").exists():
         pytest.skip("needs git and a git checkout")
-    head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout
+    head = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout
     clone = tmp_path / "alone" / "eks-cilium-flows"
     subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True, capture_output=True)
     assert sorted(p.name for p in clone.parent.iterdir()) == ["eks-cilium-flows"]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("EKS_CILIUM", "PYTEST"))}
     # `python -m pytest` puts the clone first on sys.path, so its own tasks/ and tests/ are the ones imported.
-    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_render_golden.py"],
-                         cwd=clone, env=env, capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_render_golden.py"],
+        cwd=clone,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, f"clone of {head.strip()}:\n{run.stdout[-3000:]}\n{run.stderr[-2000:]}"

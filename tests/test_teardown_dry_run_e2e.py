@@ -19,8 +19,11 @@ from tests.test_install_e2e import CLUSTER, mutations, options, stack_for
 def test_the_teardown_order_is_the_reverse_of_the_install():
     stack = load_stack(CONFIGS, "sandbox")
     assert teardown_order(stack, "standard") == [
-        TeardownStep("release", "cilium-dnsproxy"), TeardownStep("release", "tetragon"),
-        TeardownStep("nodegroup", "standard"), TeardownStep("release", "cilium")]
+        TeardownStep("release", "cilium-dnsproxy"),
+        TeardownStep("release", "tetragon"),
+        TeardownStep("nodegroup", "standard"),
+        TeardownStep("release", "cilium"),
+    ]
 
 
 @pytest.mark.e2e
@@ -32,12 +35,19 @@ def test_a_teardown_dry_run_changes_nothing_and_lists_what_would_be_removed(sand
 
     assert planned["dry_run"] is True and planned["actions"] == []
     assert [(p["step"], p["action"]) for p in planned["plan"]] == [
-        ("release cilium-dnsproxy", "remove"), ("release tetragon", "remove"), ("nodegroup standard", "remove"),
-        ("release cilium", "remove")]
+        ("release cilium-dnsproxy", "remove"),
+        ("release tetragon", "remove"),
+        ("nodegroup standard", "remove"),
+        ("release cilium", "remove"),
+    ]
     assert "helm uninstall cilium -n kube-system (chart 1.18.4" in planned["plan"][3]["detail"]
     assert mutations(sandbox, since) == [], "a dry run wrote to the cluster"
     assert boto3.client("eks").list_nodegroups(clusterName=CLUSTER)["nodegroups"] == ["standard"]
     kubeconfig = str(sandbox.clusters[CLUSTER].kubeconfig)
-    listed = subprocess.run([str(TOOLS / "helm3"), "list", "-A", "-o", "json", "--kubeconfig", kubeconfig],
-                            capture_output=True, text=True, check=True)
+    listed = subprocess.run(
+        [str(TOOLS / "helm3"), "list", "-A", "-o", "json", "--kubeconfig", kubeconfig],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert sorted(r["name"] for r in json.loads(listed.stdout)) == ["cilium", "cilium-dnsproxy", "tetragon"]

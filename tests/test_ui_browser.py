@@ -23,14 +23,27 @@ from tests.prefect_support import Workers, api_settings, cluster_configs, worker
 CHROMIUM = os.environ.get("EKS_CILIUM_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = ROOT / "build" / "ui-screenshots"
 # The flags a closed network needs: without the background-networking ones Chromium keeps dialling Google.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
 
 MISSING = f"chromium not found at {CHROMIUM}: apt-get install chromium (.ci/run installs it)"
 if not Path(CHROMIUM).exists() and os.environ.get("EKS_CILIUM_REQUIRE_BROWSER"):
     raise RuntimeError(f"EKS_CILIUM_REQUIRE_BROWSER is set but {MISSING}")
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.browser, pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=MISSING)]
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.slow,
+    pytest.mark.browser,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=MISSING),
+]
 
 
 @pytest.fixture
@@ -54,8 +67,10 @@ def ui_url(server_env: dict[str, str]) -> str:
 
 def field(page: Any, label: str) -> Any:
     """The schema-form property whose own label is `label` (not an enclosing object's)."""
-    return page.locator("xpath=//div[contains(concat(' ', @class, ' '), ' schema-form-property ')]"
-                        f"[./div[@class='p-label__header']//span[@class='schema-form-property__label' and normalize-space()='{label}']]")
+    return page.locator(
+        "xpath=//div[contains(concat(' ', @class, ' '), ' schema-form-property ')]"
+        f"[./div[@class='p-label__header']//span[@class='schema-form-property__label' and normalize-space()='{label}']]"
+    )
 
 
 def open_custom_run(page: Any, server_env: dict[str, str]) -> None:
@@ -81,10 +96,14 @@ def run_count(server_env: dict[str, str]) -> int:
     from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
 
     with api_settings(server_env), get_client(sync_client=True) as client:
-        return client.count_flow_runs(deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=["install-stack"])))
+        return client.count_flow_runs(
+            deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=["install-stack"]))
+        )
 
 
-def test_custom_run_from_the_ui_installs_the_stack_and_shows_two_ready_nodes(prefect_server, page, tmp_path, monkeypatch, isolated_tools):
+def test_custom_run_from_the_ui_installs_the_stack_and_shows_two_ready_nodes(
+    prefect_server, page, tmp_path, monkeypatch, isolated_tools
+):
     sb = start_sandbox(tmp_path, monkeypatch)
     workers = Workers(worker_env(prefect_server, sb, tmp_path / "worker-home"), 1, tmp_path)
     try:

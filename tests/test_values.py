@@ -34,10 +34,21 @@ def test_endpoint_is_normalised_to_host_and_port(url, expected):
 @pytest.mark.parametrize(
     "url",
     [
-        "", "   ", "http://api.example.com", "https://api.example.com/path", "https://user:pw@api.example.com",
-        "https://api.example.com?x=1", "https://", "https://-bad-.example.com", "https://api_example.com",
-        "https://api.example.com:99999", "https://a b.com", "https://api.example.com;rm -rf /", "ftp://x.com",
-        "https://999.1.1", "https://api.example.com:notaport",
+        "",
+        "   ",
+        "http://api.example.com",
+        "https://api.example.com/path",
+        "https://user:pw@api.example.com",
+        "https://api.example.com?x=1",
+        "https://",
+        "https://-bad-.example.com",
+        "https://api_example.com",
+        "https://api.example.com:99999",
+        "https://a b.com",
+        "https://api.example.com;rm -rf /",
+        "ftp://x.com",
+        "https://999.1.1",
+        "https://api.example.com:notaport",
     ],
 )
 def test_bad_endpoints_are_rejected_with_a_hint(url):
@@ -79,12 +90,16 @@ def _paths(r, severity):
     ("overrides", "path"),
     [
         ({"cilium": {"enterprise": {"featureGate": {"approved": ["DNSProxyHA"]}}}}, "cilium.hubble.timescape.enabled"),
-        ({"cilium": {"enterprise": {"featureGate": {"approved": ["HubbleTimescape"]}}}},
-         "cilium.enterprise.featureGate.approved"),
+        (
+            {"cilium": {"enterprise": {"featureGate": {"approved": ["HubbleTimescape"]}}}},
+            "cilium.enterprise.featureGate.approved",
+        ),
         ({"cilium": {"k8sServiceHost": None}}, "cilium.k8sServiceHost"),
         ({"cilium": {"k8sServiceHost": ""}}, "cilium.k8sServiceHost"),
-        ({"cilium": {"enterprise": {"featureGate": {"approved": "DNSProxyHA"}}}},
-         "cilium.enterprise.featureGate.approved"),
+        (
+            {"cilium": {"enterprise": {"featureGate": {"approved": "DNSProxyHA"}}}},
+            "cilium.enterprise.featureGate.approved",
+        ),
     ],
 )
 def test_cross_check_errors_name_the_key(overrides, path):
@@ -96,8 +111,12 @@ def test_cross_check_errors_name_the_key(overrides, path):
 @pytest.mark.parametrize(
     "overrides",
     [
-        {"cilium": {"hubble": {"timescape": {"enabled": False}},
-                    "enterprise": {"featureGate": {"approved": ["DNSProxyHA"]}}}},
+        {
+            "cilium": {
+                "hubble": {"timescape": {"enabled": False}},
+                "enterprise": {"featureGate": {"approved": ["DNSProxyHA"]}},
+            }
+        },
         {"cilium": {"kubeProxyReplacement": "false", "k8sServiceHost": None}},
         {"cilium": {"debug": {"enabled": True}}},
     ],
@@ -127,12 +146,24 @@ def _gates(*gates):
     return {"cilium": {"enterprise": {"featureGate": {"approved": list(gates)}}}}
 
 
-@pytest.mark.parametrize(("gate", "suggestion"), [("HubbleTimescap", "HubbleTimescape"), ("dnsproxyha", "DNSProxyHA"),
-                                                  ("DNSProxyHAA", "DNSProxyHA"), ("SRv6Locator", None), ("", None), (7, None)])
+@pytest.mark.parametrize(
+    ("gate", "suggestion"),
+    [
+        ("HubbleTimescap", "HubbleTimescape"),
+        ("dnsproxyha", "DNSProxyHA"),
+        ("DNSProxyHAA", "DNSProxyHA"),
+        ("SRv6Locator", None),
+        ("", None),
+        (7, None),
+    ],
+)
 def test_a_feature_gate_that_does_not_exist_is_refused_with_the_closest_known_one(gate, suggestion):
     r = _render(_gates("DNSProxyHA", "HubbleTimescape", gate))
     [f] = r.errors
-    assert f.path == "cilium.enterprise.featureGate.approved[2]" and f"unknown enterprise feature gate {gate!r}" in f.message
+    assert (
+        f.path == "cilium.enterprise.featureGate.approved[2]"
+        and f"unknown enterprise feature gate {gate!r}" in f.message
+    )
     if suggestion:
         assert f"did you mean {suggestion!r}" in f.hint
     else:
@@ -148,14 +179,24 @@ def _render_stack(patch, overrides=None):
 MAX_511 = {"cilium": {"clustermesh": {"maxConnectedClusters": 511}}}
 
 
-@pytest.mark.parametrize(("cid", "overrides", "error"), [
-    (0, None, None), (1, None, None), (127, None, None),
-    (256, None, "above 255"), (300, None, "above 255"), (383, None, "above 255"),
-    (300, MAX_511, None), (383, MAX_511, None),
-    (200, None, "cilium/cilium#21330"), (128, None, "cilium/cilium#21330"), (400, MAX_511, "cilium/cilium#21330"),
-    (200, {"cilium": {"extraConfig": {"allow-unsafe-policy-skb-usage": "true"}}}, None),
-    (5, {"cilium": {"clustermesh": {"maxConnectedClusters": 300}}}, "Cilium accepts only 255 or 511"),
-])
+@pytest.mark.parametrize(
+    ("cid", "overrides", "error"),
+    [
+        (0, None, None),
+        (1, None, None),
+        (127, None, None),
+        (256, None, "above 255"),
+        (300, None, "above 255"),
+        (383, None, "above 255"),
+        (300, MAX_511, None),
+        (383, MAX_511, None),
+        (200, None, "cilium/cilium#21330"),
+        (128, None, "cilium/cilium#21330"),
+        (400, MAX_511, "cilium/cilium#21330"),
+        (200, {"cilium": {"extraConfig": {"allow-unsafe-policy-skb-usage": "true"}}}, None),
+        (5, {"cilium": {"clustermesh": {"maxConnectedClusters": 300}}}, "Cilium accepts only 255 or 511"),
+    ],
+)
 def test_cluster_id_follows_ciliums_rules(cid, overrides, error):
     r = _render_stack({"cluster": {"id": cid}}, overrides)
     messages = [f"{f.path}: {f.message} -> {f.hint}" for f in r.errors]
@@ -209,14 +250,18 @@ def test_a_values_file_whose_cluster_name_disagrees_with_the_stack_is_refused_na
     by_path = {f.path: f for f in r.errors}
     assert set(by_path) == {"cilium.cluster.name", "cilium.cluster.id"}
     name = by_path["cilium.cluster.name"]
-    assert ("values file cilium-enterprise-values.yaml sets cluster.name 'isovalent-demo' but the stack's cluster.name "
-            "is 'prod-eu'") in name.message
+    assert (
+        "values file cilium-enterprise-values.yaml sets cluster.name 'isovalent-demo' but the stack's cluster.name "
+        "is 'prod-eu'"
+    ) in name.message
     assert "remove cluster.name from values file cilium-enterprise-values.yaml" in name.hint
     assert "the stack's cluster.id is 7" in by_path["cilium.cluster.id"].message
 
 
-@pytest.mark.parametrize(("override", "path"), [({"name": "other"}, "cilium.cluster.name"), ({"id": 3}, "cilium.cluster.id"),
-                                                ("prod", "cilium.cluster")])
+@pytest.mark.parametrize(
+    ("override", "path"),
+    [({"name": "other"}, "cilium.cluster.name"), ({"id": 3}, "cilium.cluster.id"), ("prod", "cilium.cluster")],
+)
 def test_overrides_whose_cluster_disagrees_with_the_stack_are_refused(override, path):
     r = _render({"cilium": {"cluster": override}})
     [f] = r.errors
@@ -230,13 +275,20 @@ def test_overrides_that_repeat_the_stacks_cluster_identity_are_accepted(override
 
 
 # ---- verification and drift read the identity back from cilium-config ---------------------------------------------
-@pytest.mark.parametrize(("data", "ok", "diff"), [
-    ({"cluster-name": "prod-eu", "cluster-id": "7"}, True, None),
-    ({"cluster-name": "isovalent-demo", "cluster-id": "7"}, False, "cilium-config cluster-name: live 'isovalent-demo' -> desired 'prod-eu'"),
-    ({"cluster-name": "prod-eu", "cluster-id": "0"}, False, "cilium-config cluster-id: live '0' -> desired '7'"),
-    ({}, False, "cilium-config cluster-name: live None -> desired 'prod-eu'"),
-    (None, False, "ConfigMap kube-system/cilium-config: live missing -> desired present"),
-])
+@pytest.mark.parametrize(
+    ("data", "ok", "diff"),
+    [
+        ({"cluster-name": "prod-eu", "cluster-id": "7"}, True, None),
+        (
+            {"cluster-name": "isovalent-demo", "cluster-id": "7"},
+            False,
+            "cilium-config cluster-name: live 'isovalent-demo' -> desired 'prod-eu'",
+        ),
+        ({"cluster-name": "prod-eu", "cluster-id": "0"}, False, "cilium-config cluster-id: live '0' -> desired '7'"),
+        ({}, False, "cilium-config cluster-name: live None -> desired 'prod-eu'"),
+        (None, False, "ConfigMap kube-system/cilium-config: live missing -> desired present"),
+    ],
+)
 def test_verification_and_drift_compare_cilium_config_with_the_stack(data, ok, diff):
     from tasks import drift, verify
 

@@ -21,8 +21,21 @@ RELAY_ROW = "cilium: Hubble Relay (Deployment hubble-relay)"
 def test_verification_fails_a_deployment_scaled_to_zero_naming_rendered_and_live_replicas(sandbox, prefect_harness):
     assert run_install(stack_for(sandbox), options())["ok"]
     kubeconfig = str(sandbox.clusters[CLUSTER].kubeconfig)
-    subprocess.run([str(TOOLS / "kubectl"), "--kubeconfig", kubeconfig, "-n", "kube-system", "scale", "deploy/hubble-relay",
-                    "--replicas=0"], check=True, capture_output=True, text=True)
+    subprocess.run(
+        [
+            str(TOOLS / "kubectl"),
+            "--kubeconfig",
+            kubeconfig,
+            "-n",
+            "kube-system",
+            "scale",
+            "deploy/hubble-relay",
+            "--replicas=0",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     store = sandbox.clusters[CLUSTER].emulator.store
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

@@ -25,8 +25,10 @@ from sandbox.kube.store import now_iso
 if TYPE_CHECKING:
     from sandbox.kube.server import Emulator
 
-NOT_READY_MSG = ("container runtime network not ready: NetworkReady=false reason:NetworkPluginNotReady "
-                 "message:Network plugin returns error: cni plugin not initialized")
+NOT_READY_MSG = (
+    "container runtime network not ready: NetworkReady=false reason:NetworkPluginNotReady "
+    "message:Network plugin returns error: cni plugin not initialized"
+)
 NOT_READY_TAINT = "node.kubernetes.io/not-ready"
 AGENT_NOT_READY_TAINT = "node.cilium.io/agent-not-ready"
 DS_DEFAULT_TOLERATIONS = [
@@ -39,7 +41,12 @@ DS_DEFAULT_TOLERATIONS = [
 ]
 
 K_NS, K_NODE, K_POD, K_EVENT = ("", "namespaces"), ("", "nodes"), ("", "pods"), ("", "events")
-K_DEPLOY, K_RS, K_DS, K_STS = ("apps", "deployments"), ("apps", "replicasets"), ("apps", "daemonsets"), ("apps", "statefulsets")
+K_DEPLOY, K_RS, K_DS, K_STS = (
+    ("apps", "deployments"),
+    ("apps", "replicasets"),
+    ("apps", "daemonsets"),
+    ("apps", "statefulsets"),
+)
 CREATES_SECRETS = "sandbox.eks-cilium.dev/creates-secrets"
 K_JOB, K_CRONJOB = ("batch", "jobs"), ("batch", "cronjobs")
 
@@ -56,8 +63,9 @@ class PodPolicy:
 
     def matches(self, pod: dict[str, Any]) -> bool:
         labels = pod["metadata"].get("labels") or {}
-        return (self.namespace in (None, pod["metadata"].get("namespace"))
-                and all(labels.get(k) == v for k, v in self.selector.items()))
+        return self.namespace in (None, pod["metadata"].get("namespace")) and all(
+            labels.get(k) == v for k, v in self.selector.items()
+        )
 
 
 @dataclass
@@ -133,13 +141,17 @@ def schedulable_on(pod_spec: dict[str, Any], node: dict[str, Any]) -> tuple[bool
     if not _node_selector_ok(pod_spec, node):
         return False, "didn't match Pod's node affinity/selector"
     for taint in node.get("spec", {}).get("taints") or []:
-        if taint.get("effect") in ("NoSchedule", "NoExecute") and not tolerates(pod_spec.get("tolerations") or [], taint):
+        if taint.get("effect") in ("NoSchedule", "NoExecute") and not tolerates(
+            pod_spec.get("tolerations") or [], taint
+        ):
             return False, f"had untolerated taint {{{taint['key']}: {taint.get('value', '')}}}"
     return True, ""
 
 
 class Controllers:
-    def __init__(self, emu: Emulator, config: SimConfig | None = None, nodegroups: NodegroupSource | None = None) -> None:
+    def __init__(
+        self, emu: Emulator, config: SimConfig | None = None, nodegroups: NodegroupSource | None = None
+    ) -> None:
         self.emu = emu
         self.store = emu.store
         self.config = config or SimConfig()
@@ -235,13 +247,22 @@ class Controllers:
 
     def _owned(self, key: tuple[str, str], owner: dict[str, Any]) -> list[dict[str, Any]]:
         uid = owner["metadata"]["uid"]
-        return [o for o in self.store.list(key, owner["metadata"].get("namespace"))
-                if any(r.get("uid") == uid and r.get("controller") for r in o["metadata"].get("ownerReferences") or [])]
+        return [
+            o
+            for o in self.store.list(key, owner["metadata"].get("namespace"))
+            if any(r.get("uid") == uid and r.get("controller") for r in o["metadata"].get("ownerReferences") or [])
+        ]
 
     @staticmethod
     def _owner_ref(owner: dict[str, Any], api_version: str, kind: str) -> dict[str, Any]:
-        return {"apiVersion": api_version, "kind": kind, "name": owner["metadata"]["name"],
-                "uid": owner["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True}
+        return {
+            "apiVersion": api_version,
+            "kind": kind,
+            "name": owner["metadata"]["name"],
+            "uid": owner["metadata"]["uid"],
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
 
     def event(self, obj: dict[str, Any], kind: str, reason: str, message: str, type_: str = "Normal") -> None:
         ns = obj["metadata"].get("namespace") or "default"
@@ -249,7 +270,11 @@ class Controllers:
         # Events repeat: keep one per (object, reason) and bump its count, like the real event recorder.
         for ev in self.store.list(K_EVENT, ns):
             io = ev.get("involvedObject", {})
-            if io.get("uid") == obj["metadata"].get("uid") and ev.get("reason") == reason and ev.get("message") == message:
+            if (
+                io.get("uid") == obj["metadata"].get("uid")
+                and ev.get("reason") == reason
+                and ev.get("message") == message
+            ):
                 new = copy.deepcopy(ev)
                 new["count"] = int(ev.get("count", 1)) + 1
                 new["lastTimestamp"] = now_iso()
@@ -257,26 +282,54 @@ class Controllers:
                 return
         if not self.emu.namespace_exists(ns):
             return
-        self.store.create(K_EVENT, {
-            "metadata": {"name": name, "namespace": ns},
-            "involvedObject": {"kind": kind, "namespace": obj["metadata"].get("namespace", ""),
-                               "name": obj["metadata"]["name"], "uid": obj["metadata"].get("uid", "")},
-            "reason": reason, "message": message, "type": type_, "count": 1, "source": {"component": "sandbox"},
-            "firstTimestamp": now_iso(), "lastTimestamp": now_iso(), "reportingComponent": "sandbox",
-        })
+        self.store.create(
+            K_EVENT,
+            {
+                "metadata": {"name": name, "namespace": ns},
+                "involvedObject": {
+                    "kind": kind,
+                    "namespace": obj["metadata"].get("namespace", ""),
+                    "name": obj["metadata"]["name"],
+                    "uid": obj["metadata"].get("uid", ""),
+                },
+                "reason": reason,
+                "message": message,
+                "type": type_,
+                "count": 1,
+                "source": {"component": "sandbox"},
+                "firstTimestamp": now_iso(),
+                "lastTimestamp": now_iso(),
+                "reportingComponent": "sandbox",
+            },
+        )
 
-    def _new_pod(self, template: dict[str, Any], owner: dict[str, Any], owner_api: str, owner_kind: str,
-                 name: str, extra_labels: dict[str, str] | None = None, node: str | None = None,
-                 extra_tolerations: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    def _new_pod(
+        self,
+        template: dict[str, Any],
+        owner: dict[str, Any],
+        owner_api: str,
+        owner_kind: str,
+        name: str,
+        extra_labels: dict[str, str] | None = None,
+        node: str | None = None,
+        extra_tolerations: list[dict[str, Any]] | None = None,
+    ) -> dict[str, Any]:
         tpl = copy.deepcopy(template)
         meta = tpl.get("metadata") or {}
-        meta = {"name": name, "namespace": owner["metadata"]["namespace"], "labels": {**(meta.get("labels") or {}), **(extra_labels or {})},
-                "annotations": meta.get("annotations") or {}, "ownerReferences": [self._owner_ref(owner, owner_api, owner_kind)]}
+        meta = {
+            "name": name,
+            "namespace": owner["metadata"]["namespace"],
+            "labels": {**(meta.get("labels") or {}), **(extra_labels or {})},
+            "annotations": meta.get("annotations") or {},
+            "ownerReferences": [self._owner_ref(owner, owner_api, owner_kind)],
+        }
         spec = tpl.get("spec") or {}
         if node:
             spec["nodeName"] = node
         if extra_tolerations:
-            spec["tolerations"] = (spec.get("tolerations") or []) + [t for t in extra_tolerations if t not in (spec.get("tolerations") or [])]
+            spec["tolerations"] = (spec.get("tolerations") or []) + [
+                t for t in extra_tolerations if t not in (spec.get("tolerations") or [])
+            ]
         pod = {"metadata": meta, "spec": spec}
         rt = self.emu.registry.by_kind("v1", "Pod")
         assert rt is not None
@@ -295,7 +348,9 @@ class Controllers:
                 by_group.setdefault(g, []).append(n)
         for gname, members in by_group.items():
             want = groups[gname].desired if gname in groups else 0
-            for n in sorted(members, key=lambda n: n["metadata"]["creationTimestamp"], reverse=True)[: max(0, len(members) - want)]:
+            for n in sorted(members, key=lambda n: n["metadata"]["creationTimestamp"], reverse=True)[
+                : max(0, len(members) - want)
+            ]:
                 self._delete_node(n)
         now = time.time()
         for g in groups.values():
@@ -313,33 +368,87 @@ class Controllers:
         taints = [{"key": NOT_READY_TAINT, "effect": "NoSchedule"}, {"key": NOT_READY_TAINT, "effect": "NoExecute"}]
         effect = {"NO_SCHEDULE": "NoSchedule", "NO_EXECUTE": "NoExecute", "PREFER_NO_SCHEDULE": "PreferNoSchedule"}
         for t in g.taints:
-            taints.append({"key": t["key"], "value": t.get("value", ""), "effect": effect.get(t.get("effect", ""), t.get("effect", ""))})
-        labels = {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
-                  "beta.kubernetes.io/os": "linux", "beta.kubernetes.io/arch": "amd64",
-                  "node.kubernetes.io/instance-type": g.instance_type, "topology.kubernetes.io/zone": zone,
-                  "topology.kubernetes.io/region": zone[:-1], "eks.amazonaws.com/nodegroup": g.name,
-                  "eks.amazonaws.com/capacityType": "ON_DEMAND", **g.labels}
+            taints.append(
+                {
+                    "key": t["key"],
+                    "value": t.get("value", ""),
+                    "effect": effect.get(t.get("effect", ""), t.get("effect", "")),
+                }
+            )
+        labels = {
+            "kubernetes.io/hostname": name,
+            "kubernetes.io/os": "linux",
+            "kubernetes.io/arch": "amd64",
+            "beta.kubernetes.io/os": "linux",
+            "beta.kubernetes.io/arch": "amd64",
+            "node.kubernetes.io/instance-type": g.instance_type,
+            "topology.kubernetes.io/zone": zone,
+            "topology.kubernetes.io/region": zone[:-1],
+            "eks.amazonaws.com/nodegroup": g.name,
+            "eks.amazonaws.com/capacityType": "ON_DEMAND",
+            **g.labels,
+        }
         ts = now_iso()
         node = {
-            "metadata": {"name": name, "labels": labels,
-                         "annotations": {"node.alpha.kubernetes.io/ttl": "0", "volumes.kubernetes.io/controller-managed-attach-detach": "true"}},
+            "metadata": {
+                "name": name,
+                "labels": labels,
+                "annotations": {
+                    "node.alpha.kubernetes.io/ttl": "0",
+                    "volumes.kubernetes.io/controller-managed-attach-detach": "true",
+                },
+            },
             "spec": {"providerID": f"aws:///{zone}/i-{uuid.uuid4().hex[:17]}", "taints": taints},
             "status": {
                 "conditions": [
-                    _cond("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available", lastHeartbeatTime=ts),
-                    _cond("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure", lastHeartbeatTime=ts),
-                    _cond("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available", lastHeartbeatTime=ts),
+                    _cond(
+                        "MemoryPressure",
+                        "False",
+                        "KubeletHasSufficientMemory",
+                        "kubelet has sufficient memory available",
+                        lastHeartbeatTime=ts,
+                    ),
+                    _cond(
+                        "DiskPressure",
+                        "False",
+                        "KubeletHasNoDiskPressure",
+                        "kubelet has no disk pressure",
+                        lastHeartbeatTime=ts,
+                    ),
+                    _cond(
+                        "PIDPressure",
+                        "False",
+                        "KubeletHasSufficientPID",
+                        "kubelet has sufficient PID available",
+                        lastHeartbeatTime=ts,
+                    ),
                     _cond("Ready", "False", "KubeletNotReady", NOT_READY_MSG, lastHeartbeatTime=ts),
                 ],
-                "addresses": [{"type": "InternalIP", "address": f"10.0.{(n % 2) * 64 + 10}.{n + 20}"},
-                              {"type": "Hostname", "address": name}, {"type": "InternalDNS", "address": name}],
+                "addresses": [
+                    {"type": "InternalIP", "address": f"10.0.{(n % 2) * 64 + 10}.{n + 20}"},
+                    {"type": "Hostname", "address": name},
+                    {"type": "InternalDNS", "address": name},
+                ],
                 "capacity": {"cpu": "4", "memory": "15896988Ki", "pods": "110", "ephemeral-storage": "83873772Ki"},
-                "allocatable": {"cpu": "3920m", "memory": "15136156Ki", "pods": "110", "ephemeral-storage": "76224326324"},
+                "allocatable": {
+                    "cpu": "3920m",
+                    "memory": "15136156Ki",
+                    "pods": "110",
+                    "ephemeral-storage": "76224326324",
+                },
                 "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
-                "nodeInfo": {"architecture": "amd64", "bootID": str(uuid.uuid4()), "containerRuntimeVersion": "containerd://1.7.27",
-                             "kernelVersion": "6.1.134-152.225.amzn2023.x86_64", "kubeProxyVersion": "",
-                             "kubeletVersion": "v1.33.5-eks-sandbox", "machineID": uuid.uuid4().hex,
-                             "operatingSystem": "linux", "osImage": "Amazon Linux 2023.7.20250512", "systemUUID": str(uuid.uuid4())},
+                "nodeInfo": {
+                    "architecture": "amd64",
+                    "bootID": str(uuid.uuid4()),
+                    "containerRuntimeVersion": "containerd://1.7.27",
+                    "kernelVersion": "6.1.134-152.225.amzn2023.x86_64",
+                    "kubeProxyVersion": "",
+                    "kubeletVersion": "v1.33.5-eks-sandbox",
+                    "machineID": uuid.uuid4().hex,
+                    "operatingSystem": "linux",
+                    "osImage": "Amazon Linux 2023.7.20250512",
+                    "systemUUID": str(uuid.uuid4()),
+                },
             },
         }
         rt = self.emu.registry.by_kind("v1", "Node")
@@ -355,10 +464,13 @@ class Controllers:
 
     def _node_conditions(self) -> None:
         agent = self.config.agent_selector
-        running_on = {p["spec"].get("nodeName") for p in self.store.list(K_POD)
-                      if all((p["metadata"].get("labels") or {}).get(k) == v for k, v in agent.items())
-                      and p.get("status", {}).get("phase") == "Running"
-                      and any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions") or [])}
+        running_on = {
+            p["spec"].get("nodeName")
+            for p in self.store.list(K_POD)
+            if all((p["metadata"].get("labels") or {}).get(k) == v for k, v in agent.items())
+            and p.get("status", {}).get("phase") == "Running"
+            and any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions") or [])
+        }
         now = time.monotonic()
         for node in self.store.list(K_NODE):
             name = node["metadata"]["name"]
@@ -374,10 +486,15 @@ class Controllers:
             conds = [c for c in new["status"]["conditions"] if c["type"] != "Ready"]
             ts = now_iso()
             if want_ready:
-                conds.append(_cond("Ready", "True", "KubeletReady", "kubelet is posting ready status", lastHeartbeatTime=ts))
+                conds.append(
+                    _cond("Ready", "True", "KubeletReady", "kubelet is posting ready status", lastHeartbeatTime=ts)
+                )
                 # The node lifecycle controller lifts not-ready; Cilium's operator lifts its agent-not-ready taint.
-                new["spec"]["taints"] = [t for t in new["spec"].get("taints") or []
-                                         if t["key"] not in (NOT_READY_TAINT, AGENT_NOT_READY_TAINT)]
+                new["spec"]["taints"] = [
+                    t
+                    for t in new["spec"].get("taints") or []
+                    if t["key"] not in (NOT_READY_TAINT, AGENT_NOT_READY_TAINT)
+                ]
             else:
                 conds.append(_cond("Ready", "False", "KubeletNotReady", NOT_READY_MSG, lastHeartbeatTime=ts))
                 taints = new["spec"].get("taints") or []
@@ -439,22 +556,38 @@ class Controllers:
             rs_tpl.setdefault("metadata", {}).setdefault("labels", {})["pod-template-hash"] = h
             sel = copy.deepcopy(spec.get("selector") or {"matchLabels": {}})
             sel.setdefault("matchLabels", {})["pod-template-hash"] = h
-            rs = {"metadata": {"name": f"{d['metadata']['name']}-{h}", "namespace": d["metadata"]["namespace"],
-                               "labels": {**(tpl.get("metadata", {}).get("labels") or {}), "pod-template-hash": h},
-                               "annotations": {"deployment.kubernetes.io/revision": str(len(owned) + 1),
-                                               "deployment.kubernetes.io/desired-replicas": str(replicas)},
-                               "ownerReferences": [self._owner_ref(d, "apps/v1", "Deployment")]},
-                  "spec": {"replicas": replicas, "selector": sel, "template": rs_tpl}}
+            rs = {
+                "metadata": {
+                    "name": f"{d['metadata']['name']}-{h}",
+                    "namespace": d["metadata"]["namespace"],
+                    "labels": {**(tpl.get("metadata", {}).get("labels") or {}), "pod-template-hash": h},
+                    "annotations": {
+                        "deployment.kubernetes.io/revision": str(len(owned) + 1),
+                        "deployment.kubernetes.io/desired-replicas": str(replicas),
+                    },
+                    "ownerReferences": [self._owner_ref(d, "apps/v1", "Deployment")],
+                },
+                "spec": {"replicas": replicas, "selector": sel, "template": rs_tpl},
+            }
             rt = self.emu.registry.by_kind("apps/v1", "ReplicaSet")
             assert rt is not None
             self.emu.create_object(rt, rs, d["metadata"]["namespace"])
-            self.event(d, "Deployment", "ScalingReplicaSet", f"Scaled up replica set {rs['metadata']['name']} from 0 to {replicas}")
+            self.event(
+                d,
+                "Deployment",
+                "ScalingReplicaSet",
+                f"Scaled up replica set {rs['metadata']['name']} from 0 to {replicas}",
+            )
         elif current["spec"].get("replicas") != replicas:
             new = copy.deepcopy(current)
             new["spec"]["replicas"] = replicas
             self.store.update(K_RS, new, bump_generation=True)
         for rs in owned:
-            if rs is not current and (rs["metadata"].get("labels") or {}).get("pod-template-hash") != h and rs["spec"].get("replicas", 0):
+            if (
+                rs is not current
+                and (rs["metadata"].get("labels") or {}).get("pod-template-hash") != h
+                and rs["spec"].get("replicas", 0)
+            ):
                 new = copy.deepcopy(rs)
                 new["spec"]["replicas"] = 0
                 self.store.update(K_RS, new, bump_generation=True)
@@ -468,8 +601,13 @@ class Controllers:
             self._new_pod(rs["spec"]["template"], rs, "apps/v1", "ReplicaSet", f"{rs['metadata']['name']}-{_suffix()}")
         pods = self._owned(K_POD, rs)
         ready = sum(1 for p in pods if _pod_ready(p))
-        status = {"replicas": len(pods), "fullyLabeledReplicas": len(pods), "readyReplicas": ready,
-                  "availableReplicas": ready, "observedGeneration": rs["metadata"].get("generation", 1)}
+        status = {
+            "replicas": len(pods),
+            "fullyLabeledReplicas": len(pods),
+            "readyReplicas": ready,
+            "availableReplicas": ready,
+            "observedGeneration": rs["metadata"].get("generation", 1),
+        }
         self._set_status(K_RS, rs, status)
 
     def _deployment_status(self, d: dict[str, Any]) -> None:
@@ -482,7 +620,12 @@ class Controllers:
         ns = new_rs.get("status", {}) if new_rs else {}
         updated = int(ns.get("replicas", 0))
         available = sum(int(rs.get("status", {}).get("availableReplicas", 0)) for rs in owned)
-        complete = new_rs is not None and updated == replicas and int(ns.get("availableReplicas", 0)) == replicas and total == replicas
+        complete = (
+            new_rs is not None
+            and updated == replicas
+            and int(ns.get("availableReplicas", 0)) == replicas
+            and total == replicas
+        )
         old = {c["type"]: c for c in d.get("status", {}).get("conditions") or []}
 
         def keep(c: dict[str, Any]) -> dict[str, Any]:
@@ -493,17 +636,37 @@ class Controllers:
 
         avail_ok = available >= replicas - _max_unavailable(d, replicas)
         conds = [
-            keep(_cond("Available", "True" if avail_ok else "False",
-                       "MinimumReplicasAvailable" if avail_ok else "MinimumReplicasUnavailable",
-                       "Deployment has minimum availability." if avail_ok else "Deployment does not have minimum availability.",
-                       lastUpdateTime=now_iso())),
-            keep(_cond("Progressing", "True", "NewReplicaSetAvailable" if complete else "ReplicaSetUpdated",
-                       f'ReplicaSet "{new_rs["metadata"]["name"] if new_rs else ""}" '
-                       + ("has successfully progressed." if complete else "is progressing."), lastUpdateTime=now_iso())),
+            keep(
+                _cond(
+                    "Available",
+                    "True" if avail_ok else "False",
+                    "MinimumReplicasAvailable" if avail_ok else "MinimumReplicasUnavailable",
+                    "Deployment has minimum availability."
+                    if avail_ok
+                    else "Deployment does not have minimum availability.",
+                    lastUpdateTime=now_iso(),
+                )
+            ),
+            keep(
+                _cond(
+                    "Progressing",
+                    "True",
+                    "NewReplicaSetAvailable" if complete else "ReplicaSetUpdated",
+                    f'ReplicaSet "{new_rs["metadata"]["name"] if new_rs else ""}" '
+                    + ("has successfully progressed." if complete else "is progressing."),
+                    lastUpdateTime=now_iso(),
+                )
+            ),
         ]
-        status = {"observedGeneration": d["metadata"].get("generation", 1), "replicas": total, "updatedReplicas": updated,
-                  "readyReplicas": ready, "availableReplicas": available, "unavailableReplicas": max(0, replicas - available),
-                  "conditions": conds}
+        status = {
+            "observedGeneration": d["metadata"].get("generation", 1),
+            "replicas": total,
+            "updatedReplicas": updated,
+            "readyReplicas": ready,
+            "availableReplicas": available,
+            "unavailableReplicas": max(0, replicas - available),
+            "conditions": conds,
+        }
         self._set_status(K_DEPLOY, d, status)
 
     def _daemonset(self, ds: dict[str, Any]) -> None:
@@ -513,7 +676,9 @@ class Controllers:
         tpl_spec = tpl.get("spec", {})
         tolerations = list(DS_DEFAULT_TOLERATIONS)
         if tpl_spec.get("hostNetwork"):
-            tolerations.append({"key": "node.kubernetes.io/network-unavailable", "operator": "Exists", "effect": "NoSchedule"})
+            tolerations.append(
+                {"key": "node.kubernetes.io/network-unavailable", "operator": "Exists", "effect": "NoSchedule"}
+            )
         eff_spec = {**tpl_spec, "tolerations": (tpl_spec.get("tolerations") or []) + tolerations}
         pods = self._owned(K_POD, ds)
         by_node: dict[str, list[dict[str, Any]]] = {}
@@ -531,9 +696,19 @@ class Controllers:
             for p in stale:
                 self.store.delete(K_POD, p["metadata"]["namespace"], p["metadata"]["name"])
             if len(mine) - len(stale) == 0:
-                self._new_pod(tpl, ds, "apps/v1", "DaemonSet", f"{ds['metadata']['name']}-{_suffix()}",
-                              {"controller-revision-hash": h, "pod-template-generation": str(ds["metadata"].get("generation", 1))},
-                              node=name, extra_tolerations=tolerations)
+                self._new_pod(
+                    tpl,
+                    ds,
+                    "apps/v1",
+                    "DaemonSet",
+                    f"{ds['metadata']['name']}-{_suffix()}",
+                    {
+                        "controller-revision-hash": h,
+                        "pod-template-generation": str(ds["metadata"].get("generation", 1)),
+                    },
+                    node=name,
+                    extra_tolerations=tolerations,
+                )
         for leftovers in by_node.values():
             for p in leftovers:
                 self.store.delete(K_POD, p["metadata"]["namespace"], p["metadata"]["name"])
@@ -544,9 +719,16 @@ class Controllers:
         desired = len({p["spec"].get("nodeName") for p in pods if p["spec"].get("nodeName")})
         ready = sum(1 for p in pods if _pod_ready(p))
         updated = sum(1 for p in pods if (p["metadata"].get("labels") or {}).get("controller-revision-hash") == h)
-        status = {"currentNumberScheduled": len(pods), "desiredNumberScheduled": desired, "numberMisscheduled": 0,
-                  "numberReady": ready, "updatedNumberScheduled": updated, "numberAvailable": ready,
-                  "numberUnavailable": max(0, desired - ready), "observedGeneration": ds["metadata"].get("generation", 1)}
+        status = {
+            "currentNumberScheduled": len(pods),
+            "desiredNumberScheduled": desired,
+            "numberMisscheduled": 0,
+            "numberReady": ready,
+            "updatedNumberScheduled": updated,
+            "numberAvailable": ready,
+            "numberUnavailable": max(0, desired - ready),
+            "observedGeneration": ds["metadata"].get("generation", 1),
+        }
         self._set_status(K_DS, ds, status)
 
     def _statefulset(self, sts: dict[str, Any]) -> None:
@@ -560,16 +742,30 @@ class Controllers:
                 self.store.delete(K_POD, sts["metadata"]["namespace"], n)
                 pods.pop(n)
             if n not in pods:
-                self._new_pod(sts["spec"]["template"], sts, "apps/v1", "StatefulSet", n,
-                              {"controller-revision-hash": f"{base}-{h}", "statefulset.kubernetes.io/pod-name": n})
+                self._new_pod(
+                    sts["spec"]["template"],
+                    sts,
+                    "apps/v1",
+                    "StatefulSet",
+                    n,
+                    {"controller-revision-hash": f"{base}-{h}", "statefulset.kubernetes.io/pod-name": n},
+                )
         for n, p in pods.items():
             if int(n.rsplit("-", 1)[-1]) >= want:
                 self.store.delete(K_POD, p["metadata"]["namespace"], n)
         pods_now = self._owned(K_POD, sts)
         ready = sum(1 for p in pods_now if _pod_ready(p))
-        status = {"replicas": len(pods_now), "readyReplicas": ready, "availableReplicas": ready, "currentReplicas": len(pods_now),
-                  "updatedReplicas": len(pods_now), "currentRevision": f"{base}-{h}", "updateRevision": f"{base}-{h}",
-                  "observedGeneration": sts["metadata"].get("generation", 1), "collisionCount": 0}
+        status = {
+            "replicas": len(pods_now),
+            "readyReplicas": ready,
+            "availableReplicas": ready,
+            "currentReplicas": len(pods_now),
+            "updatedReplicas": len(pods_now),
+            "currentRevision": f"{base}-{h}",
+            "updateRevision": f"{base}-{h}",
+            "observedGeneration": sts["metadata"].get("generation", 1),
+            "collisionCount": 0,
+        }
         self._set_status(K_STS, sts, status)
 
     def _job(self, job: dict[str, Any]) -> None:
@@ -587,18 +783,47 @@ class Controllers:
         status.setdefault("startTime", now_iso())
         if succeeded >= int(spec.get("completions", 1)):
             ts = now_iso()
-            status.update({"succeeded": succeeded, "active": 0, "completionTime": ts, "ready": 0, "terminating": 0,
-                           "conditions": [_cond(t, "True", "CompletionsReached", "Reached expected number of succeeded pods", lastProbeTime=ts)
-                                          for t in ("SuccessCriteriaMet", "Complete")]})
+            status.update(
+                {
+                    "succeeded": succeeded,
+                    "active": 0,
+                    "completionTime": ts,
+                    "ready": 0,
+                    "terminating": 0,
+                    "conditions": [
+                        _cond(
+                            t,
+                            "True",
+                            "CompletionsReached",
+                            "Reached expected number of succeeded pods",
+                            lastProbeTime=ts,
+                        )
+                        for t in ("SuccessCriteriaMet", "Complete")
+                    ],
+                }
+            )
             status.pop("failed", None) if not failed else status.update(failed=failed)
             self._set_status(K_JOB, job, status)
             self.event(job, "Job", "Completed", "Job completed")
             return
         if failed > int(spec.get("backoffLimit", 6)):
             ts = now_iso()
-            status.update({"failed": failed, "active": 0,
-                           "conditions": [_cond(t, "True", "BackoffLimitExceeded", "Job has reached the specified backoff limit", lastProbeTime=ts)
-                                          for t in ("FailureTarget", "Failed")]})
+            status.update(
+                {
+                    "failed": failed,
+                    "active": 0,
+                    "conditions": [
+                        _cond(
+                            t,
+                            "True",
+                            "BackoffLimitExceeded",
+                            "Job has reached the specified backoff limit",
+                            lastProbeTime=ts,
+                        )
+                        for t in ("FailureTarget", "Failed")
+                    ],
+                }
+            )
             self._set_status(K_JOB, job, status)
             self.event(job, "Job", "BackoffLimitExceeded", "Job has reached the specified backoff limit", "Warning")
             return
@@ -639,14 +864,23 @@ class Controllers:
                 new["spec"]["nodeName"] = chosen
                 new["status"]["conditions"] = [_cond("PodScheduled", "True", lastProbeTime=None)]
                 self.store.update(K_POD, new, bump_generation=False)
-                self.event(pod, "Pod", "Scheduled", f"Successfully assigned {pod['metadata']['namespace']}/{pod['metadata']['name']} to {chosen}")
+                self.event(
+                    pod,
+                    "Pod",
+                    "Scheduled",
+                    f"Successfully assigned {pod['metadata']['namespace']}/{pod['metadata']['name']} to {chosen}",
+                )
                 continue
             if policy is not None:
                 msg = f"0/{len(nodes)} nodes are available: {policy.message}."
             elif not nodes:
                 msg = "no nodes available to schedule pods"
             else:
-                msg = f"0/{len(nodes)} nodes are available: " + ", ".join(f"{c} node(s) {w}" for w, c in sorted(reasons.items())) + "."
+                msg = (
+                    f"0/{len(nodes)} nodes are available: "
+                    + ", ".join(f"{c} node(s) {w}" for w, c in sorted(reasons.items()))
+                    + "."
+                )
             cond = _cond("PodScheduled", "False", "Unschedulable", msg, lastProbeTime=None)
             old = (pod.get("status", {}).get("conditions") or [{}])[0]
             if old.get("message") != msg:
@@ -674,8 +908,14 @@ class Controllers:
                 # No CNI on the node yet: the sandbox cannot be created.
                 self._pod_status(pod, "Pending", False, waiting=("ContainerCreating", ""), node=node)
                 if not self._has_event(pod, "FailedCreatePodSandBox"):
-                    self.event(pod, "Pod", "FailedCreatePodSandBox",
-                               "Failed to create pod sandbox: plugin type=\"cilium-cni\" failed: unable to connect to Cilium agent", "Warning")
+                    self.event(
+                        pod,
+                        "Pod",
+                        "FailedCreatePodSandBox",
+                        'Failed to create pod sandbox: plugin type="cilium-cni" failed: unable to '
+                        "connect to Cilium agent",
+                        "Warning",
+                    )
                 continue
             missing = self._missing_secrets(pod)
             if missing:
@@ -697,13 +937,30 @@ class Controllers:
                 continue
             policy = self._policy(pod)
             if policy is not None and policy.mode == "crashloop":
-                restarts = int(max([c.get("restartCount", 0) for c in pod.get("status", {}).get("containerStatuses") or [{}]] or [0]))
+                restarts = int(
+                    max(
+                        [c.get("restartCount", 0) for c in pod.get("status", {}).get("containerStatuses") or [{}]]
+                        or [0]
+                    )
+                )
                 if phase != "Running" or now - due > 0.5 * (restarts + 1):
-                    self._pod_status(pod, "Running", False, waiting=("CrashLoopBackOff", f"back-off restarting failed container: {policy.message}"),
-                                     node=node, restarts=restarts + (1 if phase == "Running" else 0))
+                    self._pod_status(
+                        pod,
+                        "Running",
+                        False,
+                        waiting=("CrashLoopBackOff", f"back-off restarting failed container: {policy.message}"),
+                        node=node,
+                        restarts=restarts + (1 if phase == "Running" else 0),
+                    )
                     if not self._has_event(pod, "BackOff"):
                         first = containers[0]["name"] if containers else ""
-                        self.event(pod, "Pod", "BackOff", f"Back-off restarting failed container {first}: {policy.message}", "Warning")
+                        self.event(
+                            pod,
+                            "Pod",
+                            "BackOff",
+                            f"Back-off restarting failed container {first}: {policy.message}",
+                            "Warning",
+                        )
                     self.timers[uid] = due
                 continue
             is_job = any(r.get("kind") == "Job" for r in pod["metadata"].get("ownerReferences") or [])
@@ -752,43 +1009,95 @@ class Controllers:
         for name in filter(None, (n.strip() for n in names.split(","))):
             if self.store.get(("", "secrets"), ns, name) is None:
                 fake = "c2FuZGJveA=="  # "sandbox": the sandbox never does TLS between simulated pods
-                self.emu.create_object(rt, {"metadata": {"name": name, "namespace": ns}, "type": "kubernetes.io/tls",
-                                            "data": {"ca.crt": fake, "tls.crt": fake, "tls.key": fake}}, ns)
+                self.emu.create_object(
+                    rt,
+                    {
+                        "metadata": {"name": name, "namespace": ns},
+                        "type": "kubernetes.io/tls",
+                        "data": {"ca.crt": fake, "tls.crt": fake, "tls.key": fake},
+                    },
+                    ns,
+                )
 
     def _has_event(self, pod: dict[str, Any], reason: str) -> bool:
         uid = pod["metadata"]["uid"]
-        return any(e.get("involvedObject", {}).get("uid") == uid and e.get("reason") == reason
-                   for e in self.store.list(K_EVENT, pod["metadata"]["namespace"]))
+        return any(
+            e.get("involvedObject", {}).get("uid") == uid and e.get("reason") == reason
+            for e in self.store.list(K_EVENT, pod["metadata"]["namespace"])
+        )
 
-    def _pod_status(self, pod: dict[str, Any], phase: str, ready: bool, *, node: dict[str, Any],
-                    waiting: tuple[str, str] | None = None, restarts: int | None = None, terminated: bool = False) -> None:
+    def _pod_status(
+        self,
+        pod: dict[str, Any],
+        phase: str,
+        ready: bool,
+        *,
+        node: dict[str, Any],
+        waiting: tuple[str, str] | None = None,
+        restarts: int | None = None,
+        terminated: bool = False,
+    ) -> None:
         old = pod.get("status", {})
         old_cs = {c["name"]: c for c in old.get("containerStatuses") or []}
         statuses = []
         for c in pod["spec"].get("containers") or []:
             prev = old_cs.get(c["name"], {})
             if terminated:
-                state: dict[str, Any] = {"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": old.get("startTime", now_iso()),
-                                                        "finishedAt": now_iso()}}
+                state: dict[str, Any] = {
+                    "terminated": {
+                        "exitCode": 0,
+                        "reason": "Completed",
+                        "startedAt": old.get("startTime", now_iso()),
+                        "finishedAt": now_iso(),
+                    }
+                }
             elif waiting:
                 state = {"waiting": {"reason": waiting[0], **({"message": waiting[1]} if waiting[1] else {})}}
             else:
-                state = prev.get("state") if prev.get("state", {}).get("running") else {"running": {"startedAt": now_iso()}}
+                state = (
+                    prev.get("state") if prev.get("state", {}).get("running") else {"running": {"startedAt": now_iso()}}
+                )
             image = c.get("image", "")
-            statuses.append({"name": c["name"], "image": image, "imageID": f"{image}@sha256:{_hash(image)}" if not waiting else "",
-                             "ready": ready, "started": phase == "Running" and not waiting,
-                             "restartCount": restarts if restarts is not None else int(prev.get("restartCount", 0)),
-                             "state": state, "containerID": "" if waiting else f"containerd://{_hash(pod['metadata']['uid'] + c['name'])}"})
+            statuses.append(
+                {
+                    "name": c["name"],
+                    "image": image,
+                    "imageID": f"{image}@sha256:{_hash(image)}" if not waiting else "",
+                    "ready": ready,
+                    "started": phase == "Running" and not waiting,
+                    "restartCount": restarts if restarts is not None else int(prev.get("restartCount", 0)),
+                    "state": state,
+                    "containerID": "" if waiting else f"containerd://{_hash(pod['metadata']['uid'] + c['name'])}",
+                }
+            )
         sched = _cond("PodScheduled", "True")
         status_flag = "True" if ready else "False"
-        conds = [sched, _cond("Initialized", "True"), _cond("ContainersReady", status_flag), _cond("Ready", status_flag)]
+        conds = [
+            sched,
+            _cond("Initialized", "True"),
+            _cond("ContainersReady", status_flag),
+            _cond("Ready", status_flag),
+        ]
         old_conds = {c["type"]: c for c in old.get("conditions") or []}
-        conds = [old_conds[c["type"]] if c["type"] in old_conds and old_conds[c["type"]]["status"] == c["status"] else c for c in conds]
+        conds = [
+            old_conds[c["type"]] if c["type"] in old_conds and old_conds[c["type"]]["status"] == c["status"] else c
+            for c in conds
+        ]
         host_ip = next((a["address"] for a in node["status"].get("addresses") or [] if a["type"] == "InternalIP"), "")
-        pod_ip = host_ip if pod["spec"].get("hostNetwork") else f"10.0.{random.randint(0, 127)}.{random.randint(2, 250)}"
-        status = {"phase": phase, "conditions": conds, "containerStatuses": statuses, "hostIP": host_ip,
-                  "hostIPs": [{"ip": host_ip}], "podIP": old.get("podIP") or pod_ip, "podIPs": [{"ip": old.get("podIP") or pod_ip}],
-                  "qosClass": old.get("qosClass", "BestEffort"), "startTime": old.get("startTime") or now_iso()}
+        pod_ip = (
+            host_ip if pod["spec"].get("hostNetwork") else f"10.0.{random.randint(0, 127)}.{random.randint(2, 250)}"
+        )
+        status = {
+            "phase": phase,
+            "conditions": conds,
+            "containerStatuses": statuses,
+            "hostIP": host_ip,
+            "hostIPs": [{"ip": host_ip}],
+            "podIP": old.get("podIP") or pod_ip,
+            "podIPs": [{"ip": old.get("podIP") or pod_ip}],
+            "qosClass": old.get("qosClass", "BestEffort"),
+            "startTime": old.get("startTime") or now_iso(),
+        }
         if waiting and waiting[0] == "ContainerCreating":
             status.pop("podIP")
             status.pop("podIPs")
@@ -800,7 +1109,9 @@ class Controllers:
 
 def _pod_ready(pod: dict[str, Any]) -> bool:
     st = pod.get("status", {})
-    return st.get("phase") == "Running" and any(c["type"] == "Ready" and c["status"] == "True" for c in st.get("conditions") or [])
+    return st.get("phase") == "Running" and any(
+        c["type"] == "Ready" and c["status"] == "True" for c in st.get("conditions") or []
+    )
 
 
 def _max_unavailable(d: dict[str, Any], replicas: int) -> int:
@@ -808,4 +1119,3 @@ def _max_unavailable(d: dict[str, Any], replicas: int) -> int:
     if isinstance(v, str) and v.endswith("%"):
         return int(replicas * int(v[:-1]) / 100)
     return int(v)
-

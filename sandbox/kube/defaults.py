@@ -20,7 +20,10 @@ def _pod_spec(spec: dict[str, Any]) -> None:
         c.setdefault("terminationMessagePolicy", "File")
         c.setdefault("resources", {})
         image = str(c.get("image", ""))
-        c.setdefault("imagePullPolicy", "Always" if image.endswith(":latest") or ":" not in image.rsplit("/", 1)[-1] else "IfNotPresent")
+        c.setdefault(
+            "imagePullPolicy",
+            "Always" if image.endswith(":latest") or ":" not in image.rsplit("/", 1)[-1] else "IfNotPresent",
+        )
         for p in c.get("ports") or []:
             p.setdefault("protocol", "TCP")
 
@@ -74,8 +77,12 @@ def apply_defaults(kind: str, obj: dict[str, Any]) -> None:
         spec.setdefault("completionMode", "NonIndexed")
         spec.setdefault("suspend", False)
         uid = obj["metadata"].get("uid", "")
-        uid_label = {"batch.kubernetes.io/job-name": obj["metadata"]["name"], "job-name": obj["metadata"]["name"],
-                     "batch.kubernetes.io/controller-uid": uid, "controller-uid": uid}
+        uid_label = {
+            "batch.kubernetes.io/job-name": obj["metadata"]["name"],
+            "job-name": obj["metadata"]["name"],
+            "batch.kubernetes.io/controller-uid": uid,
+            "controller-uid": uid,
+        }
         spec.setdefault("selector", {"matchLabels": {"batch.kubernetes.io/controller-uid": uid}})
         spec["template"]["metadata"].setdefault("labels", {}).update(uid_label)
     elif kind == "CronJob":

@@ -94,10 +94,21 @@ def json_patch(doc: Any, ops: Any) -> Any:
 # ---- strategic merge patch -------------------------------------------------------------------------------
 # patchMergeKey of the built-in types' keyed lists (k8s.io/api struct tags).
 MERGE_KEYS = {
-    "containers": "name", "initContainers": "name", "ephemeralContainers": "name", "volumes": "name",
-    "env": "name", "volumeMounts": "mountPath", "volumeDevices": "devicePath", "imagePullSecrets": "name",
-    "conditions": "type", "ownerReferences": "uid", "hostAliases": "ip", "topologySpreadConstraints": "topologyKey",
-    "secrets": "name", "readinessGates": "conditionType", "resourceClaims": "name",
+    "containers": "name",
+    "initContainers": "name",
+    "ephemeralContainers": "name",
+    "volumes": "name",
+    "env": "name",
+    "volumeMounts": "mountPath",
+    "volumeDevices": "devicePath",
+    "imagePullSecrets": "name",
+    "conditions": "type",
+    "ownerReferences": "uid",
+    "hostAliases": "ip",
+    "topologySpreadConstraints": "topologyKey",
+    "secrets": "name",
+    "readinessGates": "conditionType",
+    "resourceClaims": "name",
 }
 SET_LISTS = {"finalizers"}
 
@@ -186,7 +197,9 @@ def _remove_path(obj: dict[str, Any], path: tuple[str, ...]) -> None:
         cur.pop(path[-1], None)
 
 
-def server_side_apply(live: dict[str, Any] | None, applied: dict[str, Any], previous_applied: dict[str, Any] | None) -> dict[str, Any]:
+def server_side_apply(
+    live: dict[str, Any] | None, applied: dict[str, Any], previous_applied: dict[str, Any] | None
+) -> dict[str, Any]:
     """Upsert `applied`; fields this manager applied last time but no longer applies are removed."""
     base = copy.deepcopy(live) if live else {}
     if previous_applied:

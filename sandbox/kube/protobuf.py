@@ -42,11 +42,11 @@ def fields(buf: bytes) -> list[tuple[int, int, Any]]:
             val, i = _varint(buf, i)
         elif wt == 2:
             ln, i = _varint(buf, i)
-            val, i = buf[i:i + ln], i + ln
+            val, i = buf[i : i + ln], i + ln
         elif wt == 1:
-            val, i = buf[i:i + 8], i + 8
+            val, i = buf[i : i + 8], i + 8
         elif wt == 5:
-            val, i = buf[i:i + 4], i + 4
+            val, i = buf[i : i + 4], i + 4
         else:
             raise ProtobufError(f"unsupported wire type {wt}")
         out.append((num, wt, val))
@@ -57,33 +57,78 @@ def fields(buf: bytes) -> list[tuple[int, int, Any]]:
 # map_bytes, rep_str, rep_msg:<schema>, time.
 Schema = dict[int, tuple[str, str]]
 
-OWNER_REF: Schema = {1: ("kind", "str"), 3: ("name", "str"), 4: ("uid", "str"), 5: ("apiVersion", "str"),
-                     6: ("controller", "bool"), 7: ("blockOwnerDeletion", "bool")}
-OBJECT_META: Schema = {1: ("name", "str"), 2: ("generateName", "str"), 3: ("namespace", "str"), 5: ("uid", "str"),
-                       6: ("resourceVersion", "str"), 7: ("generation", "int"), 8: ("creationTimestamp", "time"),
-                       11: ("labels", "map_str"), 12: ("annotations", "map_str"), 13: ("ownerReferences", "rep_msg:owner"),
-                       14: ("finalizers", "rep_str")}
+OWNER_REF: Schema = {
+    1: ("kind", "str"),
+    3: ("name", "str"),
+    4: ("uid", "str"),
+    5: ("apiVersion", "str"),
+    6: ("controller", "bool"),
+    7: ("blockOwnerDeletion", "bool"),
+}
+OBJECT_META: Schema = {
+    1: ("name", "str"),
+    2: ("generateName", "str"),
+    3: ("namespace", "str"),
+    5: ("uid", "str"),
+    6: ("resourceVersion", "str"),
+    7: ("generation", "int"),
+    8: ("creationTimestamp", "time"),
+    11: ("labels", "map_str"),
+    12: ("annotations", "map_str"),
+    13: ("ownerReferences", "rep_msg:owner"),
+    14: ("finalizers", "rep_str"),
+}
 LOCAL_REF: Schema = {1: ("name", "str")}
-OBJECT_REF: Schema = {1: ("kind", "str"), 2: ("namespace", "str"), 3: ("name", "str"), 4: ("uid", "str"),
-                      5: ("apiVersion", "str"), 6: ("resourceVersion", "str"), 7: ("fieldPath", "str")}
+OBJECT_REF: Schema = {
+    1: ("kind", "str"),
+    2: ("namespace", "str"),
+    3: ("name", "str"),
+    4: ("uid", "str"),
+    5: ("apiVersion", "str"),
+    6: ("resourceVersion", "str"),
+    7: ("fieldPath", "str"),
+}
 PRECONDITIONS: Schema = {1: ("uid", "str"), 2: ("resourceVersion", "str")}
 SCHEMAS: dict[str, Schema] = {
-    "owner": OWNER_REF, "meta": OBJECT_META, "localref": LOCAL_REF, "objref": OBJECT_REF, "pre": PRECONDITIONS,
-    "Secret": {1: ("metadata", "msg:meta"), 2: ("data", "map_bytes"), 3: ("type", "str"), 4: ("stringData", "map_str"),
-               5: ("immutable", "bool")},
-    "ConfigMap": {1: ("metadata", "msg:meta"), 2: ("data", "map_str"), 3: ("binaryData", "map_bytes"),
-                  4: ("immutable", "bool")},
+    "owner": OWNER_REF,
+    "meta": OBJECT_META,
+    "localref": LOCAL_REF,
+    "objref": OBJECT_REF,
+    "pre": PRECONDITIONS,
+    "Secret": {
+        1: ("metadata", "msg:meta"),
+        2: ("data", "map_bytes"),
+        3: ("type", "str"),
+        4: ("stringData", "map_str"),
+        5: ("immutable", "bool"),
+    },
+    "ConfigMap": {
+        1: ("metadata", "msg:meta"),
+        2: ("data", "map_str"),
+        3: ("binaryData", "map_bytes"),
+        4: ("immutable", "bool"),
+    },
     "Namespace": {1: ("metadata", "msg:meta"), 2: ("spec", "msg:nsspec")},
     "nsspec": {1: ("finalizers", "rep_str")},
-    "ServiceAccount": {1: ("metadata", "msg:meta"), 2: ("secrets", "rep_msg:objref"),
-                       3: ("imagePullSecrets", "rep_msg:localref"), 4: ("automountServiceAccountToken", "bool")},
-    "DeleteOptions": {1: ("gracePeriodSeconds", "int"), 2: ("preconditions", "msg:pre"), 3: ("orphanDependents", "bool"),
-                      4: ("propagationPolicy", "str"), 5: ("dryRun", "rep_str")},
+    "ServiceAccount": {
+        1: ("metadata", "msg:meta"),
+        2: ("secrets", "rep_msg:objref"),
+        3: ("imagePullSecrets", "rep_msg:localref"),
+        4: ("automountServiceAccountToken", "bool"),
+    },
+    "DeleteOptions": {
+        1: ("gracePeriodSeconds", "int"),
+        2: ("preconditions", "msg:pre"),
+        3: ("orphanDependents", "bool"),
+        4: ("propagationPolicy", "str"),
+        5: ("dryRun", "rep_str"),
+    },
 }
 
 
 def _decode_time(buf: bytes) -> str:
     import time as _t
+
     secs = next((v for n, _, v in fields(buf) if n == 1), 0)
     return _t.strftime("%Y-%m-%dT%H:%M:%SZ", _t.gmtime(secs))
 
@@ -120,7 +165,7 @@ def decode(body: bytes) -> dict[str, Any]:
     """A protobuf-encoded Kubernetes object -> its JSON form (apiVersion and kind included)."""
     if not body.startswith(MAGIC):
         raise ProtobufError("missing the k8s protobuf magic prefix")
-    envelope = {n: v for n, _, v in fields(body[len(MAGIC):])}
+    envelope = {n: v for n, _, v in fields(body[len(MAGIC) :])}
     type_meta = {n: v.decode() for n, _, v in fields(envelope.get(1, b""))}
     api_version, kind = type_meta.get(1, ""), type_meta.get(2, "")
     schema = SCHEMAS.get(kind)

@@ -8,8 +8,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 SERVER_VERSION = {
-    "major": "1", "minor": "33", "gitVersion": "v1.33.5-eks-sandbox", "gitCommit": "0000000000000000000000000000000000000000",
-    "gitTreeState": "clean", "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.24.0", "compiler": "gc",
+    "major": "1",
+    "minor": "33",
+    "gitVersion": "v1.33.5-eks-sandbox",
+    "gitCommit": "0000000000000000000000000000000000000000",
+    "gitTreeState": "clean",
+    "buildDate": "2026-01-01T00:00:00Z",
+    "goVersion": "go1.24.0",
+    "compiler": "gc",
     "platform": "linux/amd64",
 }
 ALL_VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
@@ -44,15 +50,42 @@ class ResourceType:
         return (self.group, self.plural)
 
 
-def _rt(group: str, version: str, kind: str, plural: str, namespaced: bool = True, short: tuple[str, ...] = (),
-        sub: tuple[str, ...] = (), verbs: list[str] | None = None, cats: tuple[str, ...] = ()) -> ResourceType:
-    return ResourceType(group, version, kind, plural, namespaced, list(short), list(sub),
-                        verbs if verbs is not None else list(ALL_VERBS), kind.lower(), list(cats))
+def _rt(
+    group: str,
+    version: str,
+    kind: str,
+    plural: str,
+    namespaced: bool = True,
+    short: tuple[str, ...] = (),
+    sub: tuple[str, ...] = (),
+    verbs: list[str] | None = None,
+    cats: tuple[str, ...] = (),
+) -> ResourceType:
+    return ResourceType(
+        group,
+        version,
+        kind,
+        plural,
+        namespaced,
+        list(short),
+        list(sub),
+        verbs if verbs is not None else list(ALL_VERBS),
+        kind.lower(),
+        list(cats),
+    )
 
 
 BUILTIN: list[ResourceType] = [
-    _rt("", "v1", "Namespace", "namespaces", False, ("ns",), ("status", "finalize"),
-        ["create", "delete", "get", "list", "patch", "update", "watch"]),
+    _rt(
+        "",
+        "v1",
+        "Namespace",
+        "namespaces",
+        False,
+        ("ns",),
+        ("status", "finalize"),
+        ["create", "delete", "get", "list", "patch", "update", "watch"],
+    ),
     _rt("", "v1", "Node", "nodes", False, ("no",), ("status",)),
     _rt("", "v1", "Pod", "pods", True, ("po",), ("status", "log", "eviction", "binding"), cats=("all",)),
     _rt("", "v1", "Service", "services", True, ("svc",), ("status",), cats=("all",)),
@@ -83,19 +116,41 @@ BUILTIN: list[ResourceType] = [
     _rt("coordination.k8s.io", "v1", "Lease", "leases", True),
     _rt("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", False, ("pc",)),
     _rt("storage.k8s.io", "v1", "StorageClass", "storageclasses", False, ("sc",)),
-    _rt("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", False,
-        ("crd", "crds"), ("status",)),
+    _rt(
+        "apiextensions.k8s.io",
+        "v1",
+        "CustomResourceDefinition",
+        "customresourcedefinitions",
+        False,
+        ("crd", "crds"),
+        ("status",),
+    ),
     _rt("admissionregistration.k8s.io", "v1", "MutatingWebhookConfiguration", "mutatingwebhookconfigurations", False),
-    _rt("admissionregistration.k8s.io", "v1", "ValidatingWebhookConfiguration", "validatingwebhookconfigurations", False),
+    _rt(
+        "admissionregistration.k8s.io", "v1", "ValidatingWebhookConfiguration", "validatingwebhookconfigurations", False
+    ),
     _rt("authorization.k8s.io", "v1", "SelfSubjectAccessReview", "selfsubjectaccessreviews", False, verbs=["create"]),
     _rt("authorization.k8s.io", "v1", "SubjectAccessReview", "subjectaccessreviews", False, verbs=["create"]),
     _rt("authentication.k8s.io", "v1", "SelfSubjectReview", "selfsubjectreviews", False, verbs=["create"]),
     _rt("authentication.k8s.io", "v1", "TokenReview", "tokenreviews", False, verbs=["create"]),
 ]
-PREFERRED_GROUP_ORDER = ["", "apps", "batch", "autoscaling", "policy", "rbac.authorization.k8s.io", "networking.k8s.io",
-                         "discovery.k8s.io", "coordination.k8s.io", "scheduling.k8s.io", "storage.k8s.io",
-                         "apiextensions.k8s.io", "admissionregistration.k8s.io", "authorization.k8s.io",
-                         "authentication.k8s.io"]
+PREFERRED_GROUP_ORDER = [
+    "",
+    "apps",
+    "batch",
+    "autoscaling",
+    "policy",
+    "rbac.authorization.k8s.io",
+    "networking.k8s.io",
+    "discovery.k8s.io",
+    "coordination.k8s.io",
+    "scheduling.k8s.io",
+    "storage.k8s.io",
+    "apiextensions.k8s.io",
+    "admissionregistration.k8s.io",
+    "authorization.k8s.io",
+    "authentication.k8s.io",
+]
 
 
 class Registry:
@@ -135,11 +190,20 @@ class Registry:
             if not v.get("served", True):
                 continue
             sub = v.get("subresources") or {}
-            t = ResourceType(group, v["name"], names.get("kind", ""), names.get("plural", ""),
-                             spec.get("scope", "Namespaced") == "Namespaced", list(names.get("shortNames") or []),
-                             [s for s in ("status", "scale") if s in sub], list(ALL_VERBS),
-                             names.get("singular", names.get("kind", "").lower()), list(names.get("categories") or []),
-                             crd=True, scale=sub.get("scale"))
+            t = ResourceType(
+                group,
+                v["name"],
+                names.get("kind", ""),
+                names.get("plural", ""),
+                spec.get("scope", "Namespaced") == "Namespaced",
+                list(names.get("shortNames") or []),
+                [s for s in ("status", "scale") if s in sub],
+                list(ALL_VERBS),
+                names.get("singular", names.get("kind", "").lower()),
+                list(names.get("categories") or []),
+                crd=True,
+                scale=sub.get("scale"),
+            )
             self.types.append(t)
             added.append(t)
         self.generation += 1
@@ -153,8 +217,11 @@ class Registry:
 
     # ---- discovery ---------------------------------------------------------------------------------
     def api_versions(self) -> dict[str, Any]:
-        return {"kind": "APIVersions", "versions": ["v1"],
-                "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1:443"}]}
+        return {
+            "kind": "APIVersions",
+            "versions": ["v1"],
+            "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1:443"}],
+        }
 
     def _groups_sorted(self) -> list[str]:
         groups = [g for g in self.group_versions() if g]
@@ -174,9 +241,14 @@ class Registry:
             return None
         resources = []
         for t in types:
-            r: dict[str, Any] = {"name": t.plural, "singularName": t.singular, "namespaced": t.namespaced,
-                                 "kind": t.kind, "verbs": t.verbs,
-                                 "storageVersionHash": hashlib.sha1(f"{t.group}{t.kind}".encode()).hexdigest()[:12]}
+            r: dict[str, Any] = {
+                "name": t.plural,
+                "singularName": t.singular,
+                "namespaced": t.namespaced,
+                "kind": t.kind,
+                "verbs": t.verbs,
+                "storageVersionHash": hashlib.sha1(f"{t.group}{t.kind}".encode()).hexdigest()[:12],
+            }
             if t.short_names:
                 r["shortNames"] = t.short_names
             if t.categories:
@@ -184,13 +256,22 @@ class Registry:
             resources.append(r)
             for s in t.subresources:
                 kind = "Scale" if s == "scale" else t.kind
-                sub: dict[str, Any] = {"name": f"{t.plural}/{s}", "singularName": "", "namespaced": t.namespaced,
-                                       "kind": kind, "verbs": ["get", "patch", "update"]}
+                sub: dict[str, Any] = {
+                    "name": f"{t.plural}/{s}",
+                    "singularName": "",
+                    "namespaced": t.namespaced,
+                    "kind": kind,
+                    "verbs": ["get", "patch", "update"],
+                }
                 if s == "scale":
                     sub["group"], sub["version"] = "autoscaling", "v1"
                 resources.append(sub)
-        return {"kind": "APIResourceList", "apiVersion": "v1",
-                "groupVersion": f"{group}/{version}" if group else version, "resources": resources}
+        return {
+            "kind": "APIResourceList",
+            "apiVersion": "v1",
+            "groupVersion": f"{group}/{version}" if group else version,
+            "resources": resources,
+        }
 
     # ---- OpenAPI v3 ----------------------------------------------------------------------------------
     def openapi_index(self) -> dict[str, Any]:
@@ -209,40 +290,73 @@ class Registry:
         paths: dict[str, Any] = {}
         schemas: dict[str, Any] = {}
         prefix = f"/apis/{group}/{version}" if group else "/api/v1"
-        field_validation = {"name": "fieldValidation", "in": "query", "schema": {"type": "string", "uniqueItems": True},
-                            "description": "fieldValidation instructs the server on how to handle objects with unknown or duplicate fields."}
+        field_validation = {
+            "name": "fieldValidation",
+            "in": "query",
+            "schema": {"type": "string", "uniqueItems": True},
+            "description": "fieldValidation instructs the server on how to handle objects with unknown "
+            "or duplicate fields.",
+        }
         for t in self.types:
             if t.group != group or t.version != version:
                 continue
             gvk = {"group": group, "version": version, "kind": t.kind}
             schema_name = f"{'.'.join(reversed(group.split('.'))) if group else 'io.k8s.api.core'}.{version}.{t.kind}"
-            schemas[schema_name] = {"type": "object", "x-kubernetes-group-version-kind": [gvk],
-                                    "x-kubernetes-preserve-unknown-fields": True,
-                                    "properties": {"apiVersion": {"type": "string"}, "kind": {"type": "string"},
-                                                   "metadata": {"type": "object"}}}
+            schemas[schema_name] = {
+                "type": "object",
+                "x-kubernetes-group-version-kind": [gvk],
+                "x-kubernetes-preserve-unknown-fields": True,
+                "properties": {
+                    "apiVersion": {"type": "string"},
+                    "kind": {"type": "string"},
+                    "metadata": {"type": "object"},
+                },
+            }
             ref = {"$ref": f"#/components/schemas/{schema_name}"}
             ns = "/namespaces/{namespace}" if t.namespaced else ""
 
-            def op(action: str, *, _gvk: dict[str, str] = gvk, _t: ResourceType = t, _ref: dict[str, str] = ref) -> dict[str, Any]:
-                return {"operationId": f"{action}{_t.kind}", "x-kubernetes-action": action,
-                        "x-kubernetes-group-version-kind": _gvk, "parameters": [field_validation],
-                        "requestBody": {"content": {"application/json": {"schema": _ref}}},
-                        "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": _ref}}}}}
+            def op(
+                action: str, *, _gvk: dict[str, str] = gvk, _t: ResourceType = t, _ref: dict[str, str] = ref
+            ) -> dict[str, Any]:
+                return {
+                    "operationId": f"{action}{_t.kind}",
+                    "x-kubernetes-action": action,
+                    "x-kubernetes-group-version-kind": _gvk,
+                    "parameters": [field_validation],
+                    "requestBody": {"content": {"application/json": {"schema": _ref}}},
+                    "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": _ref}}}},
+                }
 
             collection = f"{prefix}{ns}/{t.plural}"
             item = f"{collection}/{{name}}"
             if "create" in t.verbs:
                 paths[collection] = {"post": op("post")}
             if "get" in t.verbs:
-                paths.setdefault(collection, {})["get"] = {"operationId": f"list{t.kind}", "x-kubernetes-action": "list",
-                                                           "x-kubernetes-group-version-kind": gvk}
-                paths[item] = {"get": {"operationId": f"read{t.kind}", "x-kubernetes-action": "get",
-                                       "x-kubernetes-group-version-kind": gvk},
-                               "put": op("put"), "patch": op("patch"),
-                               "delete": {"operationId": f"delete{t.kind}", "x-kubernetes-action": "delete",
-                                          "x-kubernetes-group-version-kind": gvk}}
+                paths.setdefault(collection, {})["get"] = {
+                    "operationId": f"list{t.kind}",
+                    "x-kubernetes-action": "list",
+                    "x-kubernetes-group-version-kind": gvk,
+                }
+                paths[item] = {
+                    "get": {
+                        "operationId": f"read{t.kind}",
+                        "x-kubernetes-action": "get",
+                        "x-kubernetes-group-version-kind": gvk,
+                    },
+                    "put": op("put"),
+                    "patch": op("patch"),
+                    "delete": {
+                        "operationId": f"delete{t.kind}",
+                        "x-kubernetes-action": "delete",
+                        "x-kubernetes-group-version-kind": gvk,
+                    },
+                }
             for s in t.subresources:
                 if s in ("status", "scale"):
                     paths[f"{item}/{s}"] = {"put": op("put"), "patch": op("patch")}
-        return {"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": SERVER_VERSION["gitVersion"]},
-                "paths": paths, "components": {"schemas": schemas}}
+        return {
+            "openapi": "3.0.0",
+            "info": {"title": "Kubernetes", "version": SERVER_VERSION["gitVersion"]},
+            "paths": paths,
+            "components": {"schemas": schemas},
+        }

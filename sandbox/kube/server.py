@@ -44,18 +44,26 @@ def _qualified(rt: ResourceType) -> str:
 
 def _conflict(rt: ResourceType, name: str) -> ApiError:
     """apierrors.NewConflict with the storage layer's optimistic-lock message, as kube-apiserver answers it."""
-    return ApiError(409, "Conflict", f'Operation cannot be fulfilled on {_qualified(rt)} "{name}": the object has been '
-                                     "modified; please apply your changes to the latest version and try again",
-                    {"name": name, "group": rt.group, "kind": rt.plural})
+    return ApiError(
+        409,
+        "Conflict",
+        f'Operation cannot be fulfilled on {_qualified(rt)} "{name}": the object has been '
+        "modified; please apply your changes to the latest version and try again",
+        {"name": name, "group": rt.group, "kind": rt.plural},
+    )
 
 
 def _precondition_failed(rt: ResourceType, ns: str, name: str, label: str, wanted: str, actual: str) -> ApiError:
     """A DELETE whose preconditions do not hold: the storage layer's invalid-object error wrapped in a Conflict."""
     key = "/".join(p for p in ("/registry", rt.plural, ns, name) if p)
-    return ApiError(409, "Conflict", f'Operation cannot be fulfilled on {_qualified(rt)} "{name}": StorageError: invalid object, '
-                                     f"Code: 4, Key: {key}, ResourceVersion: 0, AdditionalErrorMsg: Precondition failed: "
-                                     f"{label} in precondition: {wanted}, {label} in object meta: {actual}",
-                    {"name": name, "group": rt.group, "kind": rt.plural})
+    return ApiError(
+        409,
+        "Conflict",
+        f'Operation cannot be fulfilled on {_qualified(rt)} "{name}": StorageError: invalid object, '
+        f"Code: 4, Key: {key}, ResourceVersion: 0, AdditionalErrorMsg: Precondition failed: "
+        f"{label} in precondition: {wanted}, {label} in object meta: {actual}",
+        {"name": name, "group": rt.group, "kind": rt.plural},
+    )
 
 
 class ApiError(Exception):
@@ -65,8 +73,16 @@ class ApiError(Exception):
 
 
 def status_body(code: int, reason: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message,
-            "reason": reason, "details": details or {}, "code": code}
+    return {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": reason,
+        "details": details or {},
+        "code": code,
+    }
 
 
 @dataclass
@@ -83,8 +99,12 @@ class FaultRule:
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
 
     def matches(self, verb: str, resource: str, name: str) -> bool:
-        return (self.verb in ("*", verb) and self.resource in ("*", resource) and self.name in ("*", name)
-                and self.count != 0)
+        return (
+            self.verb in ("*", verb)
+            and self.resource in ("*", resource)
+            and self.name in ("*", name)
+            and self.count != 0
+        )
 
 
 @dataclass
@@ -114,7 +134,7 @@ def check_eks_token(token: str, ttl: float, now: float | None = None) -> str | N
 
     if not token.startswith("k8s-aws-v1."):
         return "not an EKS token"
-    raw = token[len("k8s-aws-v1."):]
+    raw = token[len("k8s-aws-v1.") :]
     try:
         url = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode()
     except ValueError:
@@ -155,13 +175,18 @@ class Emulator:
     def _init_cluster(self) -> None:
         for ns in ("default", "kube-system", "kube-public", "kube-node-lease"):
             self.create_object(self.registry.by_kind("v1", "Namespace"), {"metadata": {"name": ns}}, None)  # type: ignore[arg-type]
-        self.create_object(self.registry.by_kind("v1", "Service"), {  # type: ignore[arg-type]
-            "metadata": {"name": "kubernetes", "namespace": "default", "labels": {"component": "apiserver"}},
-            "spec": {"clusterIP": "10.100.0.1", "ports": [{"name": "https", "port": 443, "targetPort": 443}]}},
-            "default")
+        self.create_object(
+            self.registry.by_kind("v1", "Service"),  # type: ignore[arg-type]
+            {
+                "metadata": {"name": "kubernetes", "namespace": "default", "labels": {"component": "apiserver"}},
+                "spec": {"clusterIP": "10.100.0.1", "ports": [{"name": "https", "port": 443, "targetPort": 443}]},
+            },
+            "default",
+        )
 
     def _routes(self) -> None:
         r = self.app.router
+
         def static(body: Any) -> Any:
             async def handler(_: web.Request) -> web.Response:
                 return self._json(body() if callable(body) else body)
@@ -185,18 +210,26 @@ class Emulator:
     # ---- plumbing ------------------------------------------------------------------------------------------
     @staticmethod
     def _json(body: Any, status: int = 200) -> web.Response:
-        return web.Response(body=json.dumps(body, separators=(",", ":")).encode(), status=status,
-                            content_type="application/json")
+        return web.Response(
+            body=json.dumps(body, separators=(",", ":")).encode(), status=status, content_type="application/json"
+        )
 
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
         self.request_count += 1
-        entry = {"t": time.time(), "method": request.method, "path": request.path, "query": request.query_string,
-                 "status": 0}
+        entry = {
+            "t": time.time(),
+            "method": request.method,
+            "path": request.path,
+            "query": request.query_string,
+            "status": 0,
+        }
         self.request_log.append(entry)
         try:
             if time.time() < self.unavailable_until:
-                raise ApiError(503, "ServiceUnavailable", "the server is currently unable to handle the request (injected outage)")
+                raise ApiError(
+                    503, "ServiceUnavailable", "the server is currently unable to handle the request (injected outage)"
+                )
             if request.path not in UNAUTHENTICATED_PATHS:
                 self._authenticate(request)
             if self.latency_seconds:
@@ -252,8 +285,9 @@ class Emulator:
     def namespace_exists(self, ns: str) -> bool:
         return self.store.get(("", "namespaces"), "", ns) is not None
 
-    def create_object(self, rt: ResourceType, obj: dict[str, Any], namespace: str | None,
-                      dry_run: bool = False) -> dict[str, Any]:
+    def create_object(
+        self, rt: ResourceType, obj: dict[str, Any], namespace: str | None, dry_run: bool = False
+    ) -> dict[str, Any]:
         obj = copy.deepcopy(obj)
         meta = obj.setdefault("metadata", {})
         if not meta.get("name") and meta.get("generateName"):
@@ -264,19 +298,31 @@ class Emulator:
         if rt.namespaced:
             ns = namespace or meta.get("namespace") or "default"
             if meta.get("namespace") and meta["namespace"] != ns:
-                raise ApiError(400, "BadRequest", "the namespace of the provided object does not match the namespace sent on the request")
+                raise ApiError(
+                    400,
+                    "BadRequest",
+                    "the namespace of the provided object does not match the namespace sent on the request",
+                )
             meta["namespace"] = ns
             nso = self.store.get(("", "namespaces"), "", ns)
             if nso is None:
                 raise ApiError(404, "NotFound", f'namespaces "{ns}" not found', {"name": ns, "kind": "namespaces"})
             if nso.get("status", {}).get("phase") == "Terminating":
-                raise ApiError(403, "Forbidden", f'{rt.plural} "{name}" is forbidden: unable to create new content in '
-                                                 f"namespace {ns} because it is being terminated")
+                raise ApiError(
+                    403,
+                    "Forbidden",
+                    f'{rt.plural} "{name}" is forbidden: unable to create new content in '
+                    f"namespace {ns} because it is being terminated",
+                )
         else:
             meta.pop("namespace", None)
         if self.store.get(rt.key, meta.get("namespace", ""), name) is not None:
-            raise ApiError(409, "AlreadyExists", f'{_qualified(rt)} "{name}" already exists',
-                           {"name": name, "group": rt.group, "kind": rt.plural})
+            raise ApiError(
+                409,
+                "AlreadyExists",
+                f'{_qualified(rt)} "{name}" already exists',
+                {"name": name, "group": rt.group, "kind": rt.plural},
+            )
         for k in ("resourceVersion", "deletionTimestamp", "generation", "creationTimestamp"):
             meta.pop(k, None)
         meta["uid"] = str(uuid.uuid4())
@@ -292,8 +338,12 @@ class Emulator:
         try:
             stored = self.store.create(rt.key, obj)
         except Conflict:
-            raise ApiError(409, "AlreadyExists", f'{_qualified(rt)} "{name}" already exists',
-                           {"name": name, "group": rt.group, "kind": rt.plural}) from None
+            raise ApiError(
+                409,
+                "AlreadyExists",
+                f'{_qualified(rt)} "{name}" already exists',
+                {"name": name, "group": rt.group, "kind": rt.plural},
+            ) from None
         if rt.kind == "CustomResourceDefinition":
             self.registry.register_crd(stored)
         return stored
@@ -306,15 +356,31 @@ class Emulator:
             "acceptedNames": names,
             "storedVersions": [v["name"] for v in obj.get("spec", {}).get("versions", []) if v.get("storage")],
             "conditions": [
-                {"type": "NamesAccepted", "status": "True", "reason": "NoConflicts", "message": "no conflicts found",
-                 "lastTransitionTime": ts},
-                {"type": "Established", "status": "True", "reason": "InitialNamesAccepted",
-                 "message": "the initial names have been accepted", "lastTransitionTime": ts},
+                {
+                    "type": "NamesAccepted",
+                    "status": "True",
+                    "reason": "NoConflicts",
+                    "message": "no conflicts found",
+                    "lastTransitionTime": ts,
+                },
+                {
+                    "type": "Established",
+                    "status": "True",
+                    "reason": "InitialNamesAccepted",
+                    "message": "the initial names have been accepted",
+                    "lastTransitionTime": ts,
+                },
             ],
         }
 
-    def replace_object(self, rt: ResourceType, live: dict[str, Any], new: dict[str, Any], subresource: str | None,
-                       dry_run: bool = False) -> dict[str, Any]:
+    def replace_object(
+        self,
+        rt: ResourceType,
+        live: dict[str, Any],
+        new: dict[str, Any],
+        subresource: str | None,
+        dry_run: bool = False,
+    ) -> dict[str, Any]:
         new = copy.deepcopy(new)
         new.pop("apiVersion", None)
         new.pop("kind", None)
@@ -326,11 +392,24 @@ class Emulator:
             raise _conflict(rt, live["metadata"]["name"])
         if not rv and subresource is None and leases.is_lease(rt.group, rt.kind):
             # The Lease strategy does not allow unconditional updates: a PUT must say which version it replaces.
-            raise ApiError(422, "Invalid", f'{_qualified(rt)} "{live["metadata"]["name"]}" is invalid: '
-                                           "metadata.resourceVersion: Invalid value: 0x0: must be specified for an update",
-                           {"name": live["metadata"]["name"], "group": rt.group, "kind": rt.plural,
-                            "causes": [{"reason": "FieldValueInvalid", "field": "metadata.resourceVersion",
-                                        "message": "Invalid value: 0x0: must be specified for an update"}]})
+            raise ApiError(
+                422,
+                "Invalid",
+                f'{_qualified(rt)} "{live["metadata"]["name"]}" is invalid: '
+                "metadata.resourceVersion: Invalid value: 0x0: must be specified for an update",
+                {
+                    "name": live["metadata"]["name"],
+                    "group": rt.group,
+                    "kind": rt.plural,
+                    "causes": [
+                        {
+                            "reason": "FieldValueInvalid",
+                            "field": "metadata.resourceVersion",
+                            "message": "Invalid value: 0x0: must be specified for an update",
+                        }
+                    ],
+                },
+            )
         if subresource == "status":
             merged = copy.deepcopy(live)
             merged["status"] = new.get("status", {})
@@ -341,7 +420,11 @@ class Emulator:
             else:
                 meta.pop(k, None)
         meta["name"] = live["metadata"]["name"]
-        if rt.kind not in ("CustomResourceDefinition",) and "status" in live and ("status" in rt.subresources or rt.kind == "Namespace"):
+        if (
+            rt.kind not in ("CustomResourceDefinition",)
+            and "status" in live
+            and ("status" in rt.subresources or rt.kind == "Namespace")
+        ):
             new["status"] = live["status"]
         apply_defaults(rt.kind, new)
         self._validate(rt, new)
@@ -357,15 +440,24 @@ class Emulator:
         name = obj["metadata"].get("name", "")
         bad = leases.decode_errors(obj)
         if bad:
-            raise ApiError(400, "BadRequest", f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: '
-                                              + "; ".join(bad))
+            raise ApiError(
+                400,
+                "BadRequest",
+                f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: ' + "; ".join(bad),
+            )
         invalid = leases.validation_errors(obj)
         if invalid:
             text = invalid[0] if len(invalid) == 1 else "[" + ", ".join(invalid) + "]"
-            raise ApiError(422, "Invalid", f'{rt.kind}.{rt.group} "{name}" is invalid: {text}',
-                           {"name": name, "group": rt.group, "kind": rt.kind})
+            raise ApiError(
+                422,
+                "Invalid",
+                f'{rt.kind}.{rt.group} "{name}" is invalid: {text}',
+                {"name": name, "group": rt.group, "kind": rt.kind},
+            )
 
-    def _store_update(self, rt: ResourceType, live: dict[str, Any], new: dict[str, Any], dry_run: bool) -> dict[str, Any]:
+    def _store_update(
+        self, rt: ResourceType, live: dict[str, Any], new: dict[str, Any], dry_run: bool
+    ) -> dict[str, Any]:
         def body(o: dict[str, Any]) -> Any:
             return {k: v for k, v in o.items() if k not in ("metadata", "status")}
 
@@ -379,7 +471,9 @@ class Emulator:
             self.registry.register_crd(stored)
         return stored
 
-    def delete_object(self, rt: ResourceType, ns: str, name: str, propagation: str | None = None) -> dict[str, Any] | None:
+    def delete_object(
+        self, rt: ResourceType, ns: str, name: str, propagation: str | None = None
+    ) -> dict[str, Any] | None:
         obj = self.store.get(rt.key, ns, name)
         if obj is None:
             return None
@@ -412,7 +506,9 @@ class Emulator:
                     self.store.update(key, o2, bump_generation=False)
 
     # ---- request parsing ------------------------------------------------------------------------------------
-    def _resolve(self, request: web.Request) -> tuple[ResourceType | None, str | None, str | None, str | None, tuple[str, str]]:
+    def _resolve(
+        self, request: web.Request
+    ) -> tuple[ResourceType | None, str | None, str | None, str | None, tuple[str, str]]:
         """-> (resource type, namespace, name, subresource, (group, version)). rt None = discovery request."""
         parts = [p for p in request.path.split("/") if p]
         if parts[0] == "api":
@@ -459,23 +555,37 @@ class Emulator:
                 if not versions:
                     raise ApiError(404, "NotFound", "the server could not find the requested resource")
                 vs = [{"groupVersion": f"{group}/{v}", "version": v} for v in versions]
-                return self._json({"kind": "APIGroup", "apiVersion": "v1", "name": group, "versions": vs,
-                                   "preferredVersion": vs[0]})
+                return self._json(
+                    {"kind": "APIGroup", "apiVersion": "v1", "name": group, "versions": vs, "preferredVersion": vs[0]}
+                )
             rl = self.registry.resource_list(group, version)
             if rl is None:
                 raise ApiError(404, "NotFound", "the server could not find the requested resource")
             return self._json(rl)
         q = request.query
-        verb = {"GET": "get" if name else ("watch" if q.get("watch") in ("true", "1") else "list"),
-                "POST": "create", "PUT": "update", "PATCH": "patch",
-                "DELETE": "delete" if name else "deletecollection"}.get(request.method, "")
+        verb = {
+            "GET": "get" if name else ("watch" if q.get("watch") in ("true", "1") else "list"),
+            "POST": "create",
+            "PUT": "update",
+            "PATCH": "patch",
+            "DELETE": "delete" if name else "deletecollection",
+        }.get(request.method, "")
         rule = self._check_faults(verb, rt, name or "")
         if rule is not None:
             if rule.delay_seconds:
                 await asyncio.sleep(rule.delay_seconds)
             if rule.status:
-                raise ApiError(rule.status, "InternalError" if rule.status >= 500 else "Forbidden" if rule.status == 403
-                               else "TooManyRequests" if rule.status == 429 else "BadRequest", rule.message)
+                raise ApiError(
+                    rule.status,
+                    "InternalError"
+                    if rule.status >= 500
+                    else "Forbidden"
+                    if rule.status == 403
+                    else "TooManyRequests"
+                    if rule.status == 429
+                    else "BadRequest",
+                    rule.message,
+                )
         if verb not in rt.verbs and not (sub and verb in ("get", "update", "patch")):
             raise ApiError(405, "MethodNotAllowed", f"{verb} is not supported on {rt.plural}")
         dry_run = q.get("dryRun") == "All"
@@ -493,8 +603,14 @@ class Emulator:
                 if match_l(o) and match_f(o):
                     self.delete_object(rt, o["metadata"].get("namespace", ""), o["metadata"]["name"])
                     deleted.append(self.public(rt, o))
-            return self._json({"kind": f"{rt.kind}List", "apiVersion": rt.api_version,
-                               "metadata": {"resourceVersion": str(self.store.rv)}, "items": deleted})
+            return self._json(
+                {
+                    "kind": f"{rt.kind}List",
+                    "apiVersion": rt.api_version,
+                    "metadata": {"resourceVersion": str(self.store.rv)},
+                    "items": deleted,
+                }
+            )
         assert name is not None
         key_ns = (ns or "") if rt.namespaced else ""
         live = self.store.get(rt.key, key_ns, name)
@@ -506,8 +622,14 @@ class Emulator:
             if sub == "log":
                 return web.Response(text=f"(sandbox) no logs are kept for pod {name}\n")
             if "as=Table" in request.headers.get("Accept", ""):
-                return self._json(table(rt.kind, [self.public(rt, live)], live["metadata"]["resourceVersion"],
-                                        q.get("includeObject", "Metadata")))
+                return self._json(
+                    table(
+                        rt.kind,
+                        [self.public(rt, live)],
+                        live["metadata"]["resourceVersion"],
+                        q.get("includeObject", "Metadata"),
+                    )
+                )
             return self._json(self.public(rt, live))
         if verb == "delete":
             if live is None:
@@ -548,8 +670,11 @@ class Emulator:
             patched = json_patch(current, body)
         elif ctype == "application/strategic-merge-patch+json":
             if rt.crd:
-                raise ApiError(415, "UnsupportedMediaType",
-                               "strategic merge patch is not supported for custom resources; use a merge patch")
+                raise ApiError(
+                    415,
+                    "UnsupportedMediaType",
+                    "strategic merge patch is not supported for custom resources; use a merge patch",
+                )
             patched = strategic_merge(current, body)
         else:
             raise ApiError(415, "UnsupportedMediaType", f"the body of the request was in an unknown format: {ctype}")
@@ -560,7 +685,12 @@ class Emulator:
 
     @staticmethod
     def _not_found(rt: ResourceType, name: str) -> ApiError:
-        return ApiError(404, "NotFound", f'{_qualified(rt)} "{name}" not found', {"name": name, "group": rt.group, "kind": rt.plural})
+        return ApiError(
+            404,
+            "NotFound",
+            f'{_qualified(rt)} "{name}" not found',
+            {"name": name, "group": rt.group, "kind": rt.plural},
+        )
 
     @staticmethod
     def _check_kind(rt: ResourceType, body: Any) -> None:
@@ -569,18 +699,37 @@ class Emulator:
         if body.get("kind") and body["kind"] != rt.kind:
             raise ApiError(400, "BadRequest", f"the kind {body['kind']!r} does not match the resource {rt.plural!r}")
 
-    def _create(self, request: web.Request, rt: ResourceType, ns: str | None, name: str | None, sub: str | None,
-                body: Any, dry_run: bool) -> web.Response:
+    def _create(
+        self,
+        request: web.Request,
+        rt: ResourceType,
+        ns: str | None,
+        name: str | None,
+        sub: str | None,
+        body: Any,
+        dry_run: bool,
+    ) -> web.Response:
         self._check_kind(rt, body)
         if rt.group == "authorization.k8s.io":
             body = copy.deepcopy(body)
-            body["status"] = {"allowed": self.access.allowed,
-                              **({} if self.access.allowed else {"reason": "sandbox policy denies this request"})}
+            body["status"] = {
+                "allowed": self.access.allowed,
+                **({} if self.access.allowed else {"reason": "sandbox policy denies this request"}),
+            }
             return self._json({**body, "apiVersion": rt.api_version, "kind": rt.kind}, 201)
         if rt.group == "authentication.k8s.io":
-            return self._json({"apiVersion": rt.api_version, "kind": rt.kind, "metadata": {},
-                               "status": {"userInfo": {"username": "sandbox-admin", "groups": ["system:masters"]},
-                                          "authenticated": True}}, 201)
+            return self._json(
+                {
+                    "apiVersion": rt.api_version,
+                    "kind": rt.kind,
+                    "metadata": {},
+                    "status": {
+                        "userInfo": {"username": "sandbox-admin", "groups": ["system:masters"]},
+                        "authenticated": True,
+                    },
+                },
+                201,
+            )
         if sub == "binding" and name:
             pod = self.store.get(rt.key, ns or "", name)
             if pod is None:
@@ -593,17 +742,36 @@ class Emulator:
             self.delete_object(rt, ns or "", name)
             return self._json({"kind": "Status", "apiVersion": "v1", "status": "Success", "code": 201}, 201)
         if sub == "token":
-            return self._json({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
-                               "status": {"token": "sandbox-sa-token", "expirationTimestamp": now_iso()}}, 201)
+            return self._json(
+                {
+                    "apiVersion": "authentication.k8s.io/v1",
+                    "kind": "TokenRequest",
+                    "status": {"token": "sandbox-sa-token", "expirationTimestamp": now_iso()},
+                },
+                201,
+            )
         created = self.create_object(rt, body, ns, dry_run)
         return self._json(self.public(rt, created), 201)
 
-    def _apply(self, request: web.Request, rt: ResourceType, ns: str | None, name: str, sub: str | None,
-               live: dict[str, Any] | None, body: Any, dry_run: bool) -> web.Response:
+    def _apply(
+        self,
+        request: web.Request,
+        rt: ResourceType,
+        ns: str | None,
+        name: str,
+        sub: str | None,
+        live: dict[str, Any] | None,
+        body: Any,
+        dry_run: bool,
+    ) -> web.Response:
         self._check_kind(rt, body)
         manager = request.query.get("fieldManager")
         if not manager:
-            raise ApiError(422, "Invalid", "PatchOptions.meta.k8s.io is invalid: fieldManager: Required value: is required for apply patch")
+            raise ApiError(
+                422,
+                "Invalid",
+                "PatchOptions.meta.k8s.io is invalid: fieldManager: Required value: is required for apply patch",
+            )
         body = copy.deepcopy(body)
         body.setdefault("metadata", {})
         if body["metadata"].get("name", name) != name:
@@ -612,8 +780,14 @@ class Emulator:
         akey = (rt.key, ns or "", name, manager, sub or "")
         previous = self.applied.get(akey)
         applied_cfg = {k: v for k, v in body.items() if k not in ("apiVersion", "kind")}
-        entry = {"manager": manager, "operation": "Apply", "apiVersion": rt.api_version, "time": now_iso(),
-                 "fieldsType": "FieldsV1", "fieldsV1": managed_fields_v1(applied_cfg)}
+        entry = {
+            "manager": manager,
+            "operation": "Apply",
+            "apiVersion": rt.api_version,
+            "time": now_iso(),
+            "fieldsType": "FieldsV1",
+            "fieldsV1": managed_fields_v1(applied_cfg),
+        }
         if sub:
             entry["subresource"] = sub
         if live is None:
@@ -628,13 +802,18 @@ class Emulator:
         current = copy.deepcopy(live)
         if sub == "status":
             new = copy.deepcopy(live)
-            new["status"] = server_side_apply(live.get("status"), applied_cfg.get("status", {}),
-                                              (previous or {}).get("status"))
+            new["status"] = server_side_apply(
+                live.get("status"), applied_cfg.get("status", {}), (previous or {}).get("status")
+            )
         else:
             new = server_side_apply(current, applied_cfg, previous)
             if "status" in live:
                 new["status"] = live["status"]
-        others = [m for m in live["metadata"].get("managedFields") or [] if m.get("manager") != manager or m.get("subresource", "") != (sub or "")]
+        others = [
+            m
+            for m in live["metadata"].get("managedFields") or []
+            if m.get("manager") != manager or m.get("subresource", "") != (sub or "")
+        ]
         new["metadata"]["managedFields"] = [*others, entry]
         new["metadata"]["resourceVersion"] = live["metadata"]["resourceVersion"]
         result = self.replace_object(rt, live, new, sub, dry_run)
@@ -644,15 +823,24 @@ class Emulator:
 
     # ---- scale subresource -------------------------------------------------------------------------------
     def _scale(self, rt: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
-        return {"kind": "Scale", "apiVersion": "autoscaling/v1",
-                "metadata": {"name": obj["metadata"]["name"], "namespace": obj["metadata"].get("namespace"),
-                             "uid": obj["metadata"]["uid"], "resourceVersion": obj["metadata"]["resourceVersion"]},
-                "spec": {"replicas": obj.get("spec", {}).get("replicas", 1)},
-                "status": {"replicas": obj.get("status", {}).get("replicas", 0)}}
+        return {
+            "kind": "Scale",
+            "apiVersion": "autoscaling/v1",
+            "metadata": {
+                "name": obj["metadata"]["name"],
+                "namespace": obj["metadata"].get("namespace"),
+                "uid": obj["metadata"]["uid"],
+                "resourceVersion": obj["metadata"]["resourceVersion"],
+            },
+            "spec": {"replicas": obj.get("spec", {}).get("replicas", 1)},
+            "status": {"replicas": obj.get("status", {}).get("replicas", 0)},
+        }
 
     def _set_scale(self, rt: ResourceType, live: dict[str, Any], replicas: Any, dry_run: bool) -> dict[str, Any]:
         if not isinstance(replicas, int) or replicas < 0:
-            raise ApiError(422, "Invalid", f"Scale is invalid: spec.replicas: must be a non-negative integer, got {replicas!r}")
+            raise ApiError(
+                422, "Invalid", f"Scale is invalid: spec.replicas: must be a non-negative integer, got {replicas!r}"
+            )
         new = copy.deepcopy(live)
         new.setdefault("spec", {})["replicas"] = replicas
         return self._scale(rt, self._store_update(rt, live, new, dry_run))
@@ -669,8 +857,14 @@ class Emulator:
         rv = str(self.store.rv)
         if "as=Table" in request.headers.get("Accept", ""):
             return self._json(table(rt.kind, items, rv, request.query.get("includeObject", "Metadata")))
-        return self._json({"kind": f"{rt.kind}List", "apiVersion": rt.api_version,
-                           "metadata": {"resourceVersion": rv}, "items": items})
+        return self._json(
+            {
+                "kind": f"{rt.kind}List",
+                "apiVersion": rt.api_version,
+                "metadata": {"resourceVersion": rv},
+                "items": items,
+            }
+        )
 
     async def _watch(self, request: web.Request, rt: ResourceType, ns: str | None) -> web.StreamResponse:
         q = request.query
@@ -681,7 +875,9 @@ class Emulator:
         rv_param = q.get("resourceVersion") or ""
         send_initial = q.get("sendInitialEvents") == "true"
         as_table = "as=Table" in request.headers.get("Accept", "")
-        resp = web.StreamResponse(status=200, headers={"Content-Type": "application/json", "Transfer-Encoding": "chunked"})
+        resp = web.StreamResponse(
+            status=200, headers={"Content-Type": "application/json", "Transfer-Encoding": "chunked"}
+        )
         await resp.prepare(request)
         self.store.watchers.append(watcher)
         last_sent = 0
@@ -699,9 +895,17 @@ class Emulator:
                     await send("ADDED", self.public(rt, o))
                 last_sent = snapshot_rv
                 if send_initial:
-                    await send("BOOKMARK", {"kind": rt.kind, "apiVersion": rt.api_version,
-                                            "metadata": {"resourceVersion": str(snapshot_rv),
-                                                         "annotations": {"k8s.io/initial-events-end": "true"}}})
+                    await send(
+                        "BOOKMARK",
+                        {
+                            "kind": rt.kind,
+                            "apiVersion": rt.api_version,
+                            "metadata": {
+                                "resourceVersion": str(snapshot_rv),
+                                "annotations": {"k8s.io/initial-events-end": "true"},
+                            },
+                        },
+                    )
             else:
                 try:
                     since = int(rv_param)
@@ -712,8 +916,11 @@ class Emulator:
                     await send("ERROR", status_body(410, "Expired", f"too old resource version: {since} ({log[0].rv})"))
                     return resp
                 for ev in list(log or []):
-                    if ev.rv > since and (not watcher.namespace or ev.obj["metadata"].get("namespace") == watcher.namespace) \
-                            and watcher.match(ev.obj):
+                    if (
+                        ev.rv > since
+                        and (not watcher.namespace or ev.obj["metadata"].get("namespace") == watcher.namespace)
+                        and watcher.match(ev.obj)
+                    ):
                         await send(ev.type, self.public(rt, ev.obj))
                         last_sent = ev.rv
                 last_sent = max(last_sent, since)
@@ -725,8 +932,14 @@ class Emulator:
                     ev = await asyncio.wait_for(watcher.queue.get(), timeout=min(remaining, 5.0))
                 except TimeoutError:
                     if q.get("allowWatchBookmarks") == "true":
-                        await send("BOOKMARK", {"kind": rt.kind, "apiVersion": rt.api_version,
-                                                "metadata": {"resourceVersion": str(self.store.rv)}})
+                        await send(
+                            "BOOKMARK",
+                            {
+                                "kind": rt.kind,
+                                "apiVersion": rt.api_version,
+                                "metadata": {"resourceVersion": str(self.store.rv)},
+                            },
+                        )
                     continue
                 if ev.rv <= last_sent:
                     continue

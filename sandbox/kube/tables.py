@@ -32,35 +32,74 @@ def _pod_row(o: dict[str, Any]) -> list[Any]:
     if o["metadata"].get("deletionTimestamp"):
         status = "Terminating"
     restarts = sum(int(c.get("restartCount", 0)) for c in cs)
-    return [o["metadata"]["name"], f"{ready}/{total}", status, restarts, _age(o), st.get("podIP", "<none>"),
-            o.get("spec", {}).get("nodeName", "<none>")]
+    return [
+        o["metadata"]["name"],
+        f"{ready}/{total}",
+        status,
+        restarts,
+        _age(o),
+        st.get("podIP", "<none>"),
+        o.get("spec", {}).get("nodeName", "<none>"),
+    ]
 
 
 def _node_row(o: dict[str, Any]) -> list[Any]:
     conds = {c["type"]: c["status"] for c in o.get("status", {}).get("conditions") or []}
     status = "Ready" if conds.get("Ready") == "True" else "NotReady"
-    roles = ",".join(k.split("/", 1)[1] for k in (o["metadata"].get("labels") or {}) if k.startswith("node-role.kubernetes.io/")) or "<none>"
-    return [o["metadata"]["name"], status, roles, _age(o), o.get("status", {}).get("nodeInfo", {}).get("kubeletVersion", "")]
+    roles = (
+        ",".join(
+            k.split("/", 1)[1] for k in (o["metadata"].get("labels") or {}) if k.startswith("node-role.kubernetes.io/")
+        )
+        or "<none>"
+    )
+    return [
+        o["metadata"]["name"],
+        status,
+        roles,
+        _age(o),
+        o.get("status", {}).get("nodeInfo", {}).get("kubeletVersion", ""),
+    ]
 
 
 def _ds_row(o: dict[str, Any]) -> list[Any]:
     s = o.get("status", {})
-    sel = ",".join(f"{k}={v}" for k, v in (o.get("spec", {}).get("template", {}).get("spec", {}).get("nodeSelector") or {}).items())
-    return [o["metadata"]["name"], s.get("desiredNumberScheduled", 0), s.get("currentNumberScheduled", 0),
-            s.get("numberReady", 0), s.get("updatedNumberScheduled", 0), s.get("numberAvailable", 0), sel or "<none>", _age(o)]
+    sel = ",".join(
+        f"{k}={v}" for k, v in (o.get("spec", {}).get("template", {}).get("spec", {}).get("nodeSelector") or {}).items()
+    )
+    return [
+        o["metadata"]["name"],
+        s.get("desiredNumberScheduled", 0),
+        s.get("currentNumberScheduled", 0),
+        s.get("numberReady", 0),
+        s.get("updatedNumberScheduled", 0),
+        s.get("numberAvailable", 0),
+        sel or "<none>",
+        _age(o),
+    ]
 
 
 def _deploy_row(o: dict[str, Any]) -> list[Any]:
     s = o.get("status", {})
-    return [o["metadata"]["name"], f"{s.get('readyReplicas', 0)}/{o.get('spec', {}).get('replicas', 1)}",
-            s.get("updatedReplicas", 0), s.get("availableReplicas", 0), _age(o)]
+    return [
+        o["metadata"]["name"],
+        f"{s.get('readyReplicas', 0)}/{o.get('spec', {}).get('replicas', 1)}",
+        s.get("updatedReplicas", 0),
+        s.get("availableReplicas", 0),
+        _age(o),
+    ]
 
 
 def _job_row(o: dict[str, Any]) -> list[Any]:
     s = o.get("status", {})
     conds = {c["type"]: c["status"] for c in s.get("conditions") or []}
     status = "Complete" if conds.get("Complete") == "True" else "Failed" if conds.get("Failed") == "True" else "Running"
-    return [o["metadata"]["name"], status, f"{s.get('succeeded', 0)}/{o.get('spec', {}).get('completions', 1)}", "", _age(o)]
+    return [
+        o["metadata"]["name"],
+        status,
+        f"{s.get('succeeded', 0)}/{o.get('spec', {}).get('completions', 1)}",
+        "",
+        _age(o),
+    ]
 
 
 def _lease_row(o: dict[str, Any]) -> list[Any]:
@@ -79,9 +118,16 @@ COLUMNS: dict[str, tuple[list[str], Any]] = {
 
 def table(kind: str, items: list[dict[str, Any]], resource_version: str, include_object: str) -> dict[str, Any]:
     names, row = COLUMNS.get(kind, (["Name", "Age"], lambda o: [o["metadata"]["name"], _age(o)]))
-    cols = [{"name": n, "type": "integer" if n in ("Restarts", "Desired", "Current", "Up-to-date", "Available") else "string",
-             "format": "name" if n == "Name" else "", "description": n, "priority": 1 if n in ("IP", "Node") else 0}
-            for n in names]
+    cols = [
+        {
+            "name": n,
+            "type": "integer" if n in ("Restarts", "Desired", "Current", "Up-to-date", "Available") else "string",
+            "format": "name" if n == "Name" else "",
+            "description": n,
+            "priority": 1 if n in ("IP", "Node") else 0,
+        }
+        for n in names
+    ]
     rows = []
     for o in items:
         if include_object == "Object":
@@ -89,5 +135,10 @@ def table(kind: str, items: list[dict[str, Any]], resource_version: str, include
         else:
             embedded = {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": o["metadata"]}
         rows.append({"cells": row(o), "object": embedded})
-    return {"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": {"resourceVersion": resource_version},
-            "columnDefinitions": cols, "rows": rows}
+    return {
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": {"resourceVersion": resource_version},
+        "columnDefinitions": cols,
+        "rows": rows,
+    }

@@ -23,12 +23,33 @@ from botocore.regions import EndpointResolver
 from tasks.errors import ConfigError, PermanentError, TransientError
 
 T = TypeVar("T")
-THROTTLING = {"Throttling", "ThrottlingException", "TooManyRequestsException", "RequestLimitExceeded",
-              "RequestThrottled", "SlowDown", "PriorRequestNotComplete"}
-SERVER_SIDE = {"ServiceUnavailable", "ServiceUnavailableException", "InternalFailure", "InternalError",
-               "ServerException", "InternalServerError"}
-DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "UnrecognizedClientException",
-          "InvalidClientTokenId", "ExpiredToken", "ExpiredTokenException", "SignatureDoesNotMatch"}
+THROTTLING = {
+    "Throttling",
+    "ThrottlingException",
+    "TooManyRequestsException",
+    "RequestLimitExceeded",
+    "RequestThrottled",
+    "SlowDown",
+    "PriorRequestNotComplete",
+}
+SERVER_SIDE = {
+    "ServiceUnavailable",
+    "ServiceUnavailableException",
+    "InternalFailure",
+    "InternalError",
+    "ServerException",
+    "InternalServerError",
+}
+DENIED = {
+    "AccessDenied",
+    "AccessDeniedException",
+    "UnauthorizedOperation",
+    "UnrecognizedClientException",
+    "InvalidClientTokenId",
+    "ExpiredToken",
+    "ExpiredTokenException",
+    "SignatureDoesNotMatch",
+}
 
 
 def call(what: str, fn: Callable[[], T], *, not_found_hint: str | None = None) -> T:
@@ -41,26 +62,45 @@ def call(what: str, fn: Callable[[], T], *, not_found_hint: str | None = None) -
         status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
         observed = f"{code or status}: {msg}"
         if code in THROTTLING or status == 429:
-            raise TransientError(f"{what}: AWS throttled the request", observed=observed,
-                                 hint="retried automatically; if it persists, lower the fleet concurrency") from None
+            raise TransientError(
+                f"{what}: AWS throttled the request",
+                observed=observed,
+                hint="retried automatically; if it persists, lower the fleet concurrency",
+            ) from None
         if code in SERVER_SIDE or status >= 500:
-            raise TransientError(f"{what}: AWS answered with a server error", observed=observed,
-                                 hint="retried automatically; check the AWS Health Dashboard if it persists") from None
+            raise TransientError(
+                f"{what}: AWS answered with a server error",
+                observed=observed,
+                hint="retried automatically; check the AWS Health Dashboard if it persists",
+            ) from None
         if code in DENIED or status == 403:
-            raise PermanentError(f"{what}: access denied", observed=observed,
-                                 hint="grant the IAM principal the actions in configs/iam-policy.json "
-                                      "(see README, 'Permissions')") from None
+            raise PermanentError(
+                f"{what}: access denied",
+                observed=observed,
+                hint="grant the IAM principal the actions in configs/iam-policy.json (see README, 'Permissions')",
+            ) from None
         if code in ("ResourceNotFoundException", "NoSuchEntity", "NotFoundException") or status == 404:
             raise PermanentError(f"{what}: not found", observed=observed, hint=not_found_hint) from None
-        raise PermanentError(f"{what}: AWS rejected the request", observed=observed,
-                             hint="check the parameters named in the message") from None
-    except (botocore.exceptions.EndpointConnectionError, botocore.exceptions.ConnectTimeoutError,
-            botocore.exceptions.ReadTimeoutError, botocore.exceptions.ConnectionClosedError) as e:
-        raise TransientError(f"{what}: could not reach AWS", observed=str(e),
-                             hint="retried automatically; check network access to the AWS endpoint") from None
+        raise PermanentError(
+            f"{what}: AWS rejected the request", observed=observed, hint="check the parameters named in the message"
+        ) from None
+    except (
+        botocore.exceptions.EndpointConnectionError,
+        botocore.exceptions.ConnectTimeoutError,
+        botocore.exceptions.ReadTimeoutError,
+        botocore.exceptions.ConnectionClosedError,
+    ) as e:
+        raise TransientError(
+            f"{what}: could not reach AWS",
+            observed=str(e),
+            hint="retried automatically; check network access to the AWS endpoint",
+        ) from None
     except botocore.exceptions.NoCredentialsError:
-        raise PermanentError(f"{what}: no AWS credentials found", observed="boto3 found no credentials",
-                             hint="configure credentials (AWS_PROFILE, environment variables, or an instance role)") from None
+        raise PermanentError(
+            f"{what}: no AWS credentials found",
+            observed="boto3 found no credentials",
+            hint="configure credentials (AWS_PROFILE, environment variables, or an instance role)",
+        ) from None
     except botocore.exceptions.NoRegionError:
         raise PermanentError(f"{what}: no AWS region", hint="set cluster.region in the stack") from None
 
@@ -72,7 +112,9 @@ _IAM_PREFIX = {"eks": "eks", "ec2": "ec2", "iam": "iam", "sts": "sts"}
 
 
 def _record(model: Any, **_: Any) -> None:
-    USED_ACTIONS.add(f"{_IAM_PREFIX.get(model.service_model.endpoint_prefix, model.service_model.endpoint_prefix)}:{model.name}")
+    USED_ACTIONS.add(
+        f"{_IAM_PREFIX.get(model.service_model.endpoint_prefix, model.service_model.endpoint_prefix)}:{model.name}"
+    )
 
 
 @functools.lru_cache(maxsize=64)
@@ -80,7 +122,8 @@ def _client(region: str, service: str, endpoint: str | None) -> Any:
     # botocore's own retries stay small: our tasks retry transient errors with their own policy and log it.
     # `endpoint` is only part of the cache key: boto3 reads AWS_ENDPOINT_URL itself.
     client = boto3.session.Session(region_name=region).client(
-        service, config=Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=5, read_timeout=30))
+        service, config=Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=5, read_timeout=30)
+    )
     client.meta.events.register("before-call.*.*", _record)
     return client
 
@@ -90,8 +133,15 @@ def known_regions(service: str = "eks") -> tuple[str, ...]:
     """Regions where `service` has an endpoint, in every partition, from botocore's bundled endpoint data (offline;
     no profile or credentials read)."""
     resolver = EndpointResolver(create_loader().load_data("endpoints"))
-    return tuple(sorted({r for p in resolver.get_available_partitions()
-                         for r in resolver.get_available_endpoints(service, partition_name=p)}))
+    return tuple(
+        sorted(
+            {
+                r
+                for p in resolver.get_available_partitions()
+                for r in resolver.get_available_endpoints(service, partition_name=p)
+            }
+        )
+    )
 
 
 def check_region(region: str, service: str = "eks") -> None:
@@ -104,9 +154,14 @@ def check_region(region: str, service: str = "eks") -> None:
     raise ConfigError(
         f"cluster.region {region!r} is not an AWS region with {service.upper()}",
         observed=f"botocore {botocore.__version__} knows {len(regions)} such regions"
-                 + (f"; the closest is {close[0]!r}" if close else f": {', '.join(regions)}"),
-        hint=(f"set cluster.region to {close[0]!r} if that is the one you meant" if close else "set cluster.region to one of those")
-             + "; a region opened after this botocore was released needs a newer boto3/botocore")
+        + (f"; the closest is {close[0]!r}" if close else f": {', '.join(regions)}"),
+        hint=(
+            f"set cluster.region to {close[0]!r} if that is the one you meant"
+            if close
+            else "set cluster.region to one of those"
+        )
+        + "; a region opened after this botocore was released needs a newer boto3/botocore",
+    )
 
 
 @dataclass(frozen=True)
@@ -119,8 +174,12 @@ class Aws:
     # ---- EKS ------------------------------------------------------------------------------------------
     def describe_cluster(self, name: str) -> dict[str, Any]:
         eks = self.client("eks")
-        return call(f"describe EKS cluster {name!r} in {self.region}", lambda: eks.describe_cluster(name=name)["cluster"],
-                    not_found_hint=f"check cluster.name and cluster.region; `aws eks list-clusters --region {self.region}` lists what exists")
+        return call(
+            f"describe EKS cluster {name!r} in {self.region}",
+            lambda: eks.describe_cluster(name=name)["cluster"],
+            not_found_hint="check cluster.name and cluster.region; `aws eks list-clusters --region "
+            f"{self.region}` lists what exists",
+        )
 
     def list_clusters(self) -> list[str]:
         eks = self.client("eks")
@@ -137,7 +196,10 @@ class Aws:
     def describe_nodegroup(self, cluster: str, name: str) -> dict[str, Any] | None:
         eks = self.client("eks")
         try:
-            return call(f"describe nodegroup {name!r}", lambda: eks.describe_nodegroup(clusterName=cluster, nodegroupName=name)["nodegroup"])
+            return call(
+                f"describe nodegroup {name!r}",
+                lambda: eks.describe_nodegroup(clusterName=cluster, nodegroupName=name)["nodegroup"],
+            )
         except PermanentError as e:
             if e.what.endswith("not found"):
                 return None
@@ -145,12 +207,16 @@ class Aws:
 
     def create_nodegroup(self, request: dict[str, Any]) -> dict[str, Any]:
         eks = self.client("eks")
-        return call(f"create nodegroup {request['nodegroupName']!r}", lambda: eks.create_nodegroup(**request)["nodegroup"])
+        return call(
+            f"create nodegroup {request['nodegroupName']!r}", lambda: eks.create_nodegroup(**request)["nodegroup"]
+        )
 
     def update_nodegroup_scaling(self, cluster: str, name: str, scaling: dict[str, int]) -> None:
         eks = self.client("eks")
-        call(f"scale nodegroup {name!r}", lambda: eks.update_nodegroup_config(clusterName=cluster, nodegroupName=name,
-                                                                               scalingConfig=scaling))
+        call(
+            f"scale nodegroup {name!r}",
+            lambda: eks.update_nodegroup_config(clusterName=cluster, nodegroupName=name, scalingConfig=scaling),
+        )
 
     def delete_nodegroup(self, cluster: str, name: str) -> None:
         eks = self.client("eks")
@@ -163,8 +229,10 @@ class Aws:
 
     def describe_route_tables(self, vpc_id: str) -> list[dict[str, Any]]:
         ec2 = self.client("ec2")
-        return call(f"describe route tables of {vpc_id}", lambda: ec2.describe_route_tables(
-            Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])["RouteTables"])
+        return call(
+            f"describe route tables of {vpc_id}",
+            lambda: ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])["RouteTables"],
+        )
 
     def get_role_arn(self, name: str) -> str | None:
         iam = self.client("iam")
@@ -195,6 +263,9 @@ def require_credentials(region: str) -> None:
     """ConfigError when boto3 finds no credentials at all: the command line checks this before it starts a run,
     so the user reads three lines instead of a flow's tracebacks."""
     if boto3.session.Session(region_name=region).get_credentials() is None:
-        raise ConfigError("no AWS credentials found", observed="boto3 found no credentials (profile, environment, "
-                          "instance role)", hint="configure credentials (AWS_PROFILE, environment variables, or an "
-                          "instance role), or try the local sandbox with --sandbox")
+        raise ConfigError(
+            "no AWS credentials found",
+            observed="boto3 found no credentials (profile, environment, instance role)",
+            hint="configure credentials (AWS_PROFILE, environment variables, or an "
+            "instance role), or try the local sandbox with --sandbox",
+        )

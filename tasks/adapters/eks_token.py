@@ -25,6 +25,7 @@ from pathlib import Path
 
 TOKEN_PREFIX = "k8s-aws-v1."
 
+
 def token_lifetime() -> datetime.timedelta:
     """The token itself is accepted ~15 min; clients are told to refresh well before that. Tests that prove the
     refresh during a long helm run shorten it (EKS_CILIUM_TOKEN_LIFETIME_SECONDS) together with the sandbox's
@@ -42,20 +43,32 @@ def make_token(cluster: str, region: str) -> str:
         raise RuntimeError("no AWS credentials found for the EKS token (set AWS_PROFILE or the AWS_* variables)")
     # Always the regional STS host, never AWS_ENDPOINT_URL: the API server validates against real STS.
     sts_host = f"sts.{region}.amazonaws.com"
-    signer = RequestSigner(session.client("sts").meta.service_model.service_id, region, "sts", "v4", credentials,
-                           session.events)
+    signer = RequestSigner(
+        session.client("sts").meta.service_model.service_id, region, "sts", "v4", credentials, session.events
+    )
     url = signer.generate_presigned_url(
-        {"method": "GET", "url": f"https://{sts_host}/?Action=GetCallerIdentity&Version=2011-06-15", "body": {},
-         "headers": {"x-k8s-aws-id": cluster}, "context": {}},
-        region_name=region, expires_in=60, operation_name="")
+        {
+            "method": "GET",
+            "url": f"https://{sts_host}/?Action=GetCallerIdentity&Version=2011-06-15",
+            "body": {},
+            "headers": {"x-k8s-aws-id": cluster},
+            "context": {},
+        },
+        region_name=region,
+        expires_in=60,
+        operation_name="",
+    )
     return TOKEN_PREFIX + base64.urlsafe_b64encode(url.encode()).decode().rstrip("=")
 
 
 def exec_credential(cluster: str, region: str) -> dict[str, object]:
     expiry = datetime.datetime.now(datetime.UTC) + token_lifetime()
-    return {"kind": "ExecCredential", "apiVersion": "client.authentication.k8s.io/v1beta1", "spec": {},
-            "status": {"token": make_token(cluster, region),
-                       "expirationTimestamp": expiry.strftime("%Y-%m-%dT%H:%M:%SZ")}}
+    return {
+        "kind": "ExecCredential",
+        "apiVersion": "client.authentication.k8s.io/v1beta1",
+        "spec": {},
+        "status": {"token": make_token(cluster, region), "expirationTimestamp": expiry.strftime("%Y-%m-%dT%H:%M:%SZ")},
+    }
 
 
 def cached_credential(cache_dir: Path, cluster: str, region: str, now: float | None = None) -> dict[str, object]:
@@ -85,7 +98,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cache", type=Path, help="private directory to keep the credential in until it nearly expires")
     args = p.parse_args(argv)
     try:
-        cred = cached_credential(args.cache, args.cluster, args.region) if args.cache else exec_credential(args.cluster, args.region)
+        cred = (
+            cached_credential(args.cache, args.cluster, args.region)
+            if args.cache
+            else exec_credential(args.cluster, args.region)
+        )
         print(json.dumps(cred))
     except Exception as e:  # the plugin's stderr is what kubectl/helm show the user
         print(f"eks-cilium token: {e}", file=sys.stderr)

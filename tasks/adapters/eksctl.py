@@ -15,5 +15,10 @@ def create_nodegroup_with_eksctl(config_file: str) -> None:
     argv = [eksctl, "create", "nodegroup", "-f", config_file]
     proc = subprocess.run(argv, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
-        raise CommandError("eksctl create nodegroup failed", argv=argv, returncode=proc.returncode,
-                           stderr=proc.stderr or proc.stdout, hint="read eksctl's message; CloudFormation events name the cause")
+        raise CommandError(
+            "eksctl create nodegroup failed",
+            argv=argv,
+            returncode=proc.returncode,
+            stderr=proc.stderr or proc.stdout,
+            hint="read eksctl's message; CloudFormation events name the cause",
+        )

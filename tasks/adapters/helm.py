@@ -42,8 +42,11 @@ def find_helm() -> str:
     for c in candidates:
         if os.path.isfile(c) and os.access(c, os.X_OK):
             return c
-    raise ToolError("helm was not found", observed=f"looked at: {', '.join(candidates)}",
-                    hint="run scripts/bootstrap (installs helm into .tools/bin) or set EKS_CILIUM_HELM=/path/to/helm")
+    raise ToolError(
+        "helm was not found",
+        observed=f"looked at: {', '.join(candidates)}",
+        hint="run scripts/bootstrap (installs helm into .tools/bin) or set EKS_CILIUM_HELM=/path/to/helm",
+    )
 
 
 def parse_version(text: str) -> tuple[int, int, int] | None:
@@ -97,8 +100,11 @@ class Helm:
         out = self.run(helm_argv.version(self.binary), what="read the helm version")
         v = parse_version(out)
         if v is None or v[:2] < MIN_VERSION:
-            raise ToolError(f"helm {out.strip() or '?'} at {self.binary} is too old",
-                            observed=f"version {out.strip()!r}", hint="install helm >= 3.14 (scripts/bootstrap) or set EKS_CILIUM_HELM")
+            raise ToolError(
+                f"helm {out.strip() or '?'} at {self.binary} is too old",
+                observed=f"version {out.strip()!r}",
+                hint="install helm >= 3.14 (scripts/bootstrap) or set EKS_CILIUM_HELM",
+            )
         return v
 
     def _redact(self, text: str) -> str:
@@ -110,10 +116,13 @@ class Helm:
     def run(self, argv: list[str], *, what: str, stdin: str | None = None, timeout: float | None = None) -> str:
         env = {**os.environ, **(self.env or {})}
         try:
-            proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                    text=True, env=env)
+            proc = subprocess.Popen(
+                argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+            )
         except FileNotFoundError:
-            raise ToolError(f"{what}: {argv[0]} could not be started", hint="run scripts/bootstrap or set EKS_CILIUM_HELM") from None
+            raise ToolError(
+                f"{what}: {argv[0]} could not be started", hint="run scripts/bootstrap or set EKS_CILIUM_HELM"
+            ) from None
         with _RUNNING_LOCK:
             _RUNNING.setdefault(self.scope, set()).add(proc)
         try:
@@ -121,8 +130,13 @@ class Helm:
         except subprocess.TimeoutExpired:
             proc.terminate()
             stdout, stderr_text = proc.communicate()
-            raise CommandError(f"{what}: helm did not finish within {timeout:.0f} s", argv=argv, returncode=-1,
-                               stderr=self._redact(stderr_text or ""), transient=True) from None
+            raise CommandError(
+                f"{what}: helm did not finish within {timeout:.0f} s",
+                argv=argv,
+                returncode=-1,
+                stderr=self._redact(stderr_text or ""),
+                transient=True,
+            ) from None
         finally:
             with _RUNNING_LOCK:
                 _RUNNING.get(self.scope, set()).discard(proc)
@@ -132,11 +146,19 @@ class Helm:
             transient = bool(TRANSIENT_PATTERNS.search(stderr))
             if IN_PROGRESS in stderr:
                 transient = False
-                hint = ("a previous helm operation on this release was interrupted; the flow's recovery step handles it, or run "
-                        "`helm history RELEASE -n NAMESPACE` then `helm rollback RELEASE REVISION -n NAMESPACE`")
-            raise CommandError(what, argv=[self._redact(a) for a in argv], returncode=proc.returncode, stderr=stderr,
-                               hint=hint or ("retried automatically" if transient else "read helm's message above"),
-                               transient=transient)
+                hint = (
+                    "a previous helm operation on this release was interrupted; the flow's recovery step "
+                    "handles it, or run "
+                    "`helm history RELEASE -n NAMESPACE` then `helm rollback RELEASE REVISION -n NAMESPACE`"
+                )
+            raise CommandError(
+                what,
+                argv=[self._redact(a) for a in argv],
+                returncode=proc.returncode,
+                stderr=stderr,
+                hint=hint or ("retried automatically" if transient else "read helm's message above"),
+                transient=transient,
+            )
         return stdout
 
     def run_json(self, argv: list[str], *, what: str, stdin: str | None = None, timeout: float | None = None) -> Any:

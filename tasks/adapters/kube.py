@@ -22,8 +22,15 @@ from tasks.errors import PermanentError, TransientError
 
 T = TypeVar("T")
 TIMEOUT = (5, 30)  # connect, read
-_API_CLASSES = ("CoreV1Api", "AppsV1Api", "BatchV1Api", "ApiextensionsV1Api", "AuthorizationV1Api", "CustomObjectsApi",
-                "CoordinationV1Api")
+_API_CLASSES = (
+    "CoreV1Api",
+    "AppsV1Api",
+    "BatchV1Api",
+    "ApiextensionsV1Api",
+    "AuthorizationV1Api",
+    "CustomObjectsApi",
+    "CoordinationV1Api",
+)
 
 
 LEASE_GROUP, LEASE_VERSION, LEASES = "coordination.k8s.io", "v1", "leases"
@@ -41,7 +48,9 @@ class Conflict(PermanentError):
 def warm_up() -> None:
     """Import the client's API modules in the background. kubernetes 37 loads them lazily and the first client of
     a process pays ~1.5 s of imports; a flow starts this while it waits for AWS, so its first cluster call doesn't."""
-    threading.Thread(target=lambda: [getattr(client, name) for name in _API_CLASSES], name="kube-warm-up", daemon=True).start()
+    threading.Thread(
+        target=lambda: [getattr(client, name) for name in _API_CLASSES], name="kube-warm-up", daemon=True
+    ).start()
 
 
 def _status_reason(text: str) -> str:
@@ -61,25 +70,35 @@ def _call(what: str, fn: Callable[[], T], *, missing_ok: bool = False, conflict_
     except ApiException as e:
         if e.status == 404 and missing_ok:
             return None
-        body = (e.body or b"")
+        body = e.body or b""
         text = body.decode(errors="replace") if isinstance(body, bytes) else str(body)
         observed = f"HTTP {e.status} {e.reason}: {text[:500]}"
         if e.status == 409 and conflict_ok:
             raise Conflict(f"{what}: conflict", reason=_status_reason(text) or "Conflict", observed=observed) from None
         if e.status == 429 or (e.status or 0) >= 500:
-            raise TransientError(f"{what}: the Kubernetes API is busy or failing", observed=observed,
-                                 hint="retried automatically") from None
+            raise TransientError(
+                f"{what}: the Kubernetes API is busy or failing", observed=observed, hint="retried automatically"
+            ) from None
         if e.status == 401:
-            raise PermanentError(f"{what}: the Kubernetes API rejected our credentials", observed=observed,
-                                 hint="give this IAM principal an EKS access entry with AmazonEKSClusterAdminPolicy "
-                                      "(or an aws-auth mapping); see README, 'Permissions'") from None
+            raise PermanentError(
+                f"{what}: the Kubernetes API rejected our credentials",
+                observed=observed,
+                hint="give this IAM principal an EKS access entry with AmazonEKSClusterAdminPolicy "
+                "(or an aws-auth mapping); see README, 'Permissions'",
+            ) from None
         if e.status == 403:
-            raise PermanentError(f"{what}: forbidden", observed=observed,
-                                 hint="the caller needs cluster-admin rights (EKS access policy AmazonEKSClusterAdminPolicy)") from None
+            raise PermanentError(
+                f"{what}: forbidden",
+                observed=observed,
+                hint="the caller needs cluster-admin rights (EKS access policy AmazonEKSClusterAdminPolicy)",
+            ) from None
         raise PermanentError(f"{what}: rejected by the Kubernetes API", observed=observed) from None
     except (urllib3.exceptions.HTTPError, OSError) as e:
-        raise TransientError(f"{what}: could not reach the Kubernetes API", observed=str(e)[:500],
-                             hint="retried automatically; check that the endpoint is reachable from here") from None
+        raise TransientError(
+            f"{what}: could not reach the Kubernetes API",
+            observed=str(e)[:500],
+            hint="retried automatically; check that the endpoint is reachable from here",
+        ) from None
 
 
 _SHARED: dict[str, Kube] = {}
@@ -149,8 +168,10 @@ class Kube:
 
     def list_pods(self, namespace: str, selector: dict[str, str]) -> list[dict[str, Any]]:
         sel = ",".join(f"{k}={v}" for k, v in selector.items())
-        res = _call(f"list pods {sel} in {namespace}",
-                    lambda: self.core.list_namespaced_pod(namespace, label_selector=sel, _request_timeout=TIMEOUT))
+        res = _call(
+            f"list pods {sel} in {namespace}",
+            lambda: self.core.list_namespaced_pod(namespace, label_selector=sel, _request_timeout=TIMEOUT),
+        )
         return self._dict(res)["items"]
 
     def list_nodes(self) -> list[dict[str, Any]]:
@@ -158,11 +179,18 @@ class Kube:
         return self._dict(res)["items"]
 
     def list_daemonsets(self, namespace: str) -> list[dict[str, Any]]:
-        res = _call(f"list DaemonSets in {namespace}", lambda: self.apps.list_namespaced_daemon_set(namespace, _request_timeout=TIMEOUT))
+        res = _call(
+            f"list DaemonSets in {namespace}",
+            lambda: self.apps.list_namespaced_daemon_set(namespace, _request_timeout=TIMEOUT),
+        )
         return self._dict(res)["items"]
 
-    def list_events(self, namespace: str, involved_names: list[str] | None = None, limit: int = 10) -> list[dict[str, Any]]:
-        res = _call(f"list events in {namespace}", lambda: self.core.list_namespaced_event(namespace, _request_timeout=TIMEOUT))
+    def list_events(
+        self, namespace: str, involved_names: list[str] | None = None, limit: int = 10
+    ) -> list[dict[str, Any]]:
+        res = _call(
+            f"list events in {namespace}", lambda: self.core.list_namespaced_event(namespace, _request_timeout=TIMEOUT)
+        )
         items = self._dict(res)["items"]
         if involved_names is not None:
             wanted = set(involved_names)
@@ -171,33 +199,58 @@ class Kube:
         return items[-limit:]
 
     def crd_exists(self, name: str) -> bool:
-        return _call(f"read CRD {name}", lambda: self.ext.read_custom_resource_definition(name, _request_timeout=TIMEOUT),
-                     missing_ok=True) is not None
+        return (
+            _call(
+                f"read CRD {name}",
+                lambda: self.ext.read_custom_resource_definition(name, _request_timeout=TIMEOUT),
+                missing_ok=True,
+            )
+            is not None
+        )
 
     def list_custom(self, group: str, version: str, plural: str, namespace: str) -> list[dict[str, Any]] | None:
         """None when the resource type does not exist (CRD missing)."""
-        res = _call(f"list {plural}.{group} in {namespace}",
-                    lambda: self.custom.list_namespaced_custom_object(group, version, namespace, plural, _request_timeout=TIMEOUT),
-                    missing_ok=True)
+        res = _call(
+            f"list {plural}.{group} in {namespace}",
+            lambda: self.custom.list_namespaced_custom_object(
+                group, version, namespace, plural, _request_timeout=TIMEOUT
+            ),
+            missing_ok=True,
+        )
         return None if not isinstance(res, dict) else list(res.get("items", []))
 
     def helm_release_secrets(self, namespace: str, release: str) -> list[dict[str, Any]]:
         """helm's release records (labels carry status and version); cheaper than running helm in a sensor."""
-        res = _call(f"list helm records of {release}", lambda: self.core.list_namespaced_secret(
-            namespace, label_selector=f"owner=helm,name={release}", _request_timeout=TIMEOUT))
-        return [{"metadata": {"name": s["metadata"]["name"], "labels": s["metadata"].get("labels") or {}}}
-                for s in self._dict(res)["items"]]
+        res = _call(
+            f"list helm records of {release}",
+            lambda: self.core.list_namespaced_secret(
+                namespace, label_selector=f"owner=helm,name={release}", _request_timeout=TIMEOUT
+            ),
+        )
+        return [
+            {"metadata": {"name": s["metadata"]["name"], "labels": s["metadata"].get("labels") or {}}}
+            for s in self._dict(res)["items"]
+        ]
 
     def can_i(self, verb: str, resource: str, group: str = "*", namespace: str | None = None) -> tuple[bool, str]:
-        body = client.V1SelfSubjectAccessReview(spec=client.V1SelfSubjectAccessReviewSpec(
-            resource_attributes=client.V1ResourceAttributes(verb=verb, resource=resource, group=group, namespace=namespace)))
-        res = _call("check the caller's permissions (SelfSubjectAccessReview)",
-                    lambda: self.authz.create_self_subject_access_review(body, _request_timeout=TIMEOUT))
+        body = client.V1SelfSubjectAccessReview(
+            spec=client.V1SelfSubjectAccessReviewSpec(
+                resource_attributes=client.V1ResourceAttributes(
+                    verb=verb, resource=resource, group=group, namespace=namespace
+                )
+            )
+        )
+        res = _call(
+            "check the caller's permissions (SelfSubjectAccessReview)",
+            lambda: self.authz.create_self_subject_access_review(body, _request_timeout=TIMEOUT),
+        )
         st = self._dict(res).get("status") or {}
         return bool(st.get("allowed")), str(st.get("reason") or "")
 
     def version(self) -> dict[str, Any]:
-        res = _call("read the API server version", lambda: client.VersionApi(self.api).get_code(_request_timeout=TIMEOUT))
+        res = _call(
+            "read the API server version", lambda: client.VersionApi(self.api).get_code(_request_timeout=TIMEOUT)
+        )
         return self._dict(res)
 
     # ---- writes --------------------------------------------------------------------------------------
@@ -205,16 +258,25 @@ class Kube:
         """What `kubectl rollout restart` does: a new template annotation, so every pod is replaced."""
         now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         body = {"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": now}}}}}
-        _call(f"restart DaemonSet {namespace}/{name}", lambda: self.apps.patch_namespaced_daemon_set(name, namespace, body, _request_timeout=TIMEOUT))
+        _call(
+            f"restart DaemonSet {namespace}/{name}",
+            lambda: self.apps.patch_namespaced_daemon_set(name, namespace, body, _request_timeout=TIMEOUT),
+        )
 
     def delete_daemonset(self, namespace: str, name: str) -> None:
-        _call(f"delete DaemonSet {namespace}/{name}", lambda: self.apps.delete_namespaced_daemon_set(name, namespace, _request_timeout=TIMEOUT),
-              missing_ok=True)
+        _call(
+            f"delete DaemonSet {namespace}/{name}",
+            lambda: self.apps.delete_namespaced_daemon_set(name, namespace, _request_timeout=TIMEOUT),
+            missing_ok=True,
+        )
 
     # ---- Leases (the cluster lock) -------------------------------------------------------------------------------
     def get_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
-        obj = _call(f"read Lease {namespace}/{name}",
-                    lambda: self.coordination.read_namespaced_lease(name, namespace, _request_timeout=TIMEOUT), missing_ok=True)
+        obj = _call(
+            f"read Lease {namespace}/{name}",
+            lambda: self.coordination.read_namespaced_lease(name, namespace, _request_timeout=TIMEOUT),
+            missing_ok=True,
+        )
         return None if obj is None else self._dict(obj)
 
     # Writes go through the generic object API with plain dicts: CoordinationV1Api turns a body into a V1Lease, whose
@@ -223,37 +285,59 @@ class Kube:
     def create_lease(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
         """Conflict(reason="AlreadyExists") when the Lease exists: someone else created it first."""
         name = body["metadata"]["name"]
-        obj = _call(f"create Lease {namespace}/{name}",
-                    lambda: self.custom.create_namespaced_custom_object(LEASE_GROUP, LEASE_VERSION, namespace, LEASES, body,
-                                                                       _request_timeout=TIMEOUT),
-                    conflict_ok=True)
+        obj = _call(
+            f"create Lease {namespace}/{name}",
+            lambda: self.custom.create_namespaced_custom_object(
+                LEASE_GROUP, LEASE_VERSION, namespace, LEASES, body, _request_timeout=TIMEOUT
+            ),
+            conflict_ok=True,
+        )
         return cast(dict[str, Any], obj)
 
     def replace_lease(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
-        """PUT with the resourceVersion in `body`; Conflict(reason="Conflict") when the Lease changed since it was read."""
+        """PUT with the resourceVersion in `body`; Conflict(reason="Conflict") when the Lease changed since read."""
         name = body["metadata"]["name"]
-        obj = _call(f"update Lease {namespace}/{name}",
-                    lambda: self.custom.replace_namespaced_custom_object(LEASE_GROUP, LEASE_VERSION, namespace, LEASES, name, body,
-                                                                        _request_timeout=TIMEOUT),
-                    conflict_ok=True)
+        obj = _call(
+            f"update Lease {namespace}/{name}",
+            lambda: self.custom.replace_namespaced_custom_object(
+                LEASE_GROUP, LEASE_VERSION, namespace, LEASES, name, body, _request_timeout=TIMEOUT
+            ),
+            conflict_ok=True,
+        )
         return cast(dict[str, Any], obj)
 
-    def patch_lease(self, namespace: str, name: str, resource_version: str, spec: dict[str, Any]) -> dict[str, Any] | None:
+    def patch_lease(
+        self, namespace: str, name: str, resource_version: str, spec: dict[str, Any]
+    ) -> dict[str, Any] | None:
         """Merge-patch `spec` only if the Lease still has `resource_version` (Conflict otherwise); None when it is gone.
         Unlike a PUT, a patch never re-creates a Lease someone deleted (a PUT on a missing Lease creates it)."""
         body = {"metadata": {"resourceVersion": resource_version}, "spec": spec}
-        obj = _call(f"update Lease {namespace}/{name}",
-                    lambda: self.custom.patch_namespaced_custom_object(LEASE_GROUP, LEASE_VERSION, namespace, LEASES, name, body,
-                                                                      _request_timeout=TIMEOUT,
-                                                                      _content_type="application/merge-patch+json"),
-                    missing_ok=True, conflict_ok=True)
+        obj = _call(
+            f"update Lease {namespace}/{name}",
+            lambda: self.custom.patch_namespaced_custom_object(
+                LEASE_GROUP,
+                LEASE_VERSION,
+                namespace,
+                LEASES,
+                name,
+                body,
+                _request_timeout=TIMEOUT,
+                _content_type="application/merge-patch+json",
+            ),
+            missing_ok=True,
+            conflict_ok=True,
+        )
         return None if obj is None else cast(dict[str, Any], obj)
 
     def delete_lease(self, namespace: str, name: str, resource_version: str | None = None) -> bool:
         """False when there was nothing to delete; with `resource_version`, Conflict when the Lease changed since."""
         pre = client.V1Preconditions(resource_version=resource_version) if resource_version else None
-        res = _call(f"delete Lease {namespace}/{name}",
-                    lambda: self.coordination.delete_namespaced_lease(name, namespace, body=client.V1DeleteOptions(preconditions=pre),
-                                                                      _request_timeout=TIMEOUT),
-                    missing_ok=True, conflict_ok=True)
+        res = _call(
+            f"delete Lease {namespace}/{name}",
+            lambda: self.coordination.delete_namespaced_lease(
+                name, namespace, body=client.V1DeleteOptions(preconditions=pre), _request_timeout=TIMEOUT
+            ),
+            missing_ok=True,
+            conflict_ok=True,
+        )
         return res is not None
