@@ -108,7 +108,19 @@ def prefect_harness():
 @pytest.fixture(scope="session")
 def prefect_server(tmp_path_factory):
     """One real Prefect server (API + UI) with our deployments, shared by the tests that operate through Prefect."""
-    from tests.prefect_support import running_prefect_server
+    from tests.support.prefect_server import running_prefect_server
 
     with running_prefect_server(tmp_path_factory.mktemp("prefect-home")) as env:
         yield env
+
+
+# The folder a test lives in is its tier: `-m "not e2e"` is the quick tier (unit, conformance).
+TIERS = {"unit": (), "conformance": ("conformance",), "e2e": ("e2e",), "browser": ("e2e", "browser")}
+
+
+def pytest_collection_modifyitems(config, items):  # type: ignore[no-untyped-def]
+    for item in items:
+        parts = Path(str(item.fspath)).relative_to(ROOT).parts
+        tier = parts[1] if len(parts) > 2 and parts[0] == "tests" else None
+        for marker in TIERS.get(tier or "", ()):
+            item.add_marker(getattr(pytest.mark, marker))

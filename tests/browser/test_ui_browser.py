@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import ROOT, start_sandbox
-from tests.prefect_support import Workers, api_settings, cluster_configs, worker_env
+from tests.support.prefect_server import Workers, api_settings, cluster_configs, worker_env
 
 CHROMIUM = os.environ.get("EKS_CILIUM_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = ROOT / "build" / "ui-screenshots"

@@ -82,7 +82,7 @@ def test_golden_tests_pass_in_a_clone_with_nothing_beside_it(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("EKS_CILIUM", "PYTEST"))}
     # `python -m pytest` puts the clone first on sys.path, so its own tasks/ and tests/ are the ones imported.
     run = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_render_golden.py"],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/unit/test_render_golden.py"],
         cwd=clone,
         env=env,
         capture_output=True,

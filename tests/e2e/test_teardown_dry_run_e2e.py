@@ -10,20 +10,9 @@ import boto3
 import pytest
 
 from flows.install_stack import run_install
-from flows.teardown_stack import TeardownStep, teardown_order, teardown_stack
-from tasks.model import load_stack
-from tests.conftest import CONFIGS, TOOLS
-from tests.test_install_e2e import CLUSTER, mutations, options, stack_for
-
-
-def test_the_teardown_order_is_the_reverse_of_the_install():
-    stack = load_stack(CONFIGS, "sandbox")
-    assert teardown_order(stack, "standard") == [
-        TeardownStep("release", "cilium-dnsproxy"),
-        TeardownStep("release", "tetragon"),
-        TeardownStep("nodegroup", "standard"),
-        TeardownStep("release", "cilium"),
-    ]
+from flows.teardown_stack import teardown_stack
+from tests.conftest import TOOLS
+from tests.support.flows import CLUSTER, mutations, options, stack_for
 
 
 @pytest.mark.e2e

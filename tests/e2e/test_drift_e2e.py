@@ -15,7 +15,7 @@ from flows.check_drift import DRIFT_EVENT, check_drift
 from flows.install_stack import run_install
 from tasks.options import DriftMode
 from tests.conftest import ROOT, TOOLS
-from tests.test_install_e2e import CLUSTER, mutations, options, stack_for
+from tests.support.flows import CLUSTER, mutations, options, stack_for
 
 pytestmark = pytest.mark.e2e
 

@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from tests.conftest import start_sandbox
-from tests.prefect_support import Workers, api_settings, cluster_configs, fleet_members, worker_env
+from tests.support.prefect_server import Workers, api_settings, cluster_configs, fleet_members, worker_env
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import threading
 import time
 
@@ -13,39 +11,16 @@ import pytest
 from kubernetes import client, config, watch
 
 from tests.conftest import CONFIGS, ROOT, TOOLS
+from tests.support.commands import helm, kubectl, run
 
 pytestmark = pytest.mark.conformance
 CHART = ROOT / "sandbox" / "charts"
 TESTDATA = ROOT / "tests" / "data" / "charts"
 
 
-def run(
-    *argv: str, check: bool = True, timeout: float = 120, env: dict | None = None, input_text: str | None = None
-) -> subprocess.CompletedProcess:
-    proc = subprocess.run(
-        [str(a) for a in argv],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        input=input_text,
-        env={**os.environ, **(env or {})},
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{' '.join(map(str, argv))} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
-    return proc
-
-
 @pytest.fixture
 def kubeconfig(sandbox):
     return str(sandbox.clusters["isovalent-demo"].kubeconfig)
-
-
-def helm(helm_binary, kubeconfig, *args, **kw):
-    return run(helm_binary, *args, "--kubeconfig", kubeconfig, **kw)
-
-
-def kubectl(kubeconfig, *args, **kw):
-    return run(TOOLS / "kubectl", "--kubeconfig", kubeconfig, *args, **kw)
 
 
 WEB = """

@@ -12,7 +12,7 @@ from kubernetes import client, config
 
 from tasks.adapters.kube import Conflict, Kube
 from tasks.errors import PermanentError
-from tests.test_sandbox_conformance import kubectl
+from tests.support.commands import kubectl
 
 pytestmark = pytest.mark.conformance
 NS = "kube-system"

@@ -9,25 +9,15 @@ import signal
 import subprocess
 import time
 
-import boto3
 import pytest
 
 from flows.install_stack import run_install
 from sandbox.aws import AwsFault
 from sandbox.kube.server import FaultRule
 from tests.conftest import CONFIGS, TOOLS
-from tests.test_install_e2e import CLUSTER, options, stack_for
+from tests.support.flows import CLUSTER, converged_once, options, stack_for
 
 pytestmark = pytest.mark.e2e
-
-
-def converged_once(sb) -> None:
-    """No duplicates: one nodegroup, one Cilium DaemonSet, each release at revision history ending deployed."""
-    assert boto3.client("eks").list_nodegroups(clusterName=CLUSTER)["nodegroups"] == ["standard"]
-    store = sb.clusters[CLUSTER].emulator.store
-    assert [d["metadata"]["name"] for d in store.list(("apps", "daemonsets"), "kube-system")].count("cilium") == 1
-    again = run_install(stack_for(sb), options())
-    assert again["ok"] and {r["action"] for r in again["releases"].values()} == {"unchanged"}
 
 
 def test_aws_throttling_and_5xx_are_retried(sandbox, prefect_harness):

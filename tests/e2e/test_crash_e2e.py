@@ -24,7 +24,7 @@ import pytest
 from tasks.adapters.kube import Kube
 from tasks.steps import CRASH_AFTER_STEP
 from tests.conftest import ROOT, start_sandbox
-from tests.prefect_support import api_settings, cluster_configs
+from tests.support.prefect_server import api_settings, cluster_configs
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -15,7 +15,7 @@ import pytest
 from flows.install_stack import run_install
 from tasks.model import load_stack
 from tests.conftest import CONFIGS
-from tests.test_install_e2e import options
+from tests.support.flows import options
 
 pytestmark = pytest.mark.e2e
 PASSWORD = "s3cr3t-Pa55w0rd-do-not-leak"

@@ -15,7 +15,7 @@ from sandbox.kube.controllers import PodPolicy
 from tasks.errors import EksCiliumError
 from tasks.options import DriftMode, Timeouts
 from tests.conftest import TOOLS
-from tests.test_install_e2e import CLUSTER, options, stack_for
+from tests.support.flows import CLUSTER, options, stack_for
 
 pytestmark = pytest.mark.e2e
 

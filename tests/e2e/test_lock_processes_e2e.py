@@ -25,12 +25,11 @@ from tasks.errors import PermanentError
 from tasks.locking import read_lease
 from tasks.processes import pid_alive
 from tests.conftest import CONFIGS, ROOT
-from tests.test_install_e2e import CLUSTER, options, stack_for
-from tests.test_lock_e2e import current_lease, lease_requests, lock_log, nodes_held_back, wait_for_holder
+from tests.support.flows import CLUSTER, options, stack_for
+from tests.support.leases import current_lease, lease_requests, nodes_held_back, wait_for_holder
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 CLI = str(Path(sys.executable).parent / "eks-cilium")
-__all__ = ["lock_log"]  # the fixture, re-used
 
 
 def start_cli_install(sb, tmp_path: Path, name: str) -> tuple[subprocess.Popen, Path]:

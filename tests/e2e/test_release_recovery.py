@@ -14,41 +14,8 @@ import pytest
 
 from flows.install_stack import run_install
 from sandbox.kube.controllers import PodPolicy
-from tasks.preflight import Recovery, RecoveryKind, needs_recovery, plan_recovery
 from tests.conftest import CONFIGS, TOOLS
-from tests.test_faults_e2e import converged_once
-from tests.test_install_e2e import CLUSTER, options, stack_for
-
-
-@pytest.mark.parametrize(
-    ("status", "last_deployed", "kind"),
-    [
-        ("deployed", 3, None),
-        ("superseded", 2, None),
-        (None, None, None),
-        ("uninstalling", None, None),
-        ("pending-install", None, RecoveryKind.uninstall),
-        ("pending-upgrade", 2, RecoveryKind.rollback),
-        ("pending-rollback", 1, RecoveryKind.rollback),
-        ("failed", None, RecoveryKind.uninstall),
-        ("failed", 1, RecoveryKind.upgrade_over),
-    ],
-)
-def test_recovery_is_planned_from_the_status_and_the_last_deployed_revision(status, last_deployed, kind):
-    recovery = plan_recovery("cilium", status, 2, last_deployed)
-    assert (recovery.kind if recovery else None) is kind
-    assert needs_recovery(status) is (kind is not None)
-
-
-def test_recovery_descriptions_say_what_was_done():
-    assert (
-        Recovery(RecoveryKind.uninstall, "cilium", "failed", 1, None).describe()
-        == "release cilium was failed with no deployed revision: uninstalled the failed release"
-    )
-    assert (
-        Recovery(RecoveryKind.upgrade_over, "cilium", "failed", 2, 1).describe()
-        == "release cilium was failed (revision 2): upgrading over it (last deployed revision 1)"
-    )
+from tests.support.flows import CLUSTER, converged_once, options, stack_for
 
 
 def _helm(sandbox, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

@@ -12,7 +12,7 @@ from tasks.errors import EksCiliumError
 from tasks.model import Stack
 from tasks.options import Timeouts
 from tests.conftest import TOOLS
-from tests.test_install_e2e import CLUSTER, options, stack_for
+from tests.support.flows import CLUSTER, options, stack_for
 
 pytestmark = pytest.mark.e2e
 RELAY_ROW = "cilium: Hubble Relay (Deployment hubble-relay)"

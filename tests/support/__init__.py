@@ -1,0 +1,1 @@
+"""Helpers the test tiers share: sandbox flows, the cluster lock's Lease, commands, a Prefect server."""
