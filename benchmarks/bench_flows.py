@@ -134,23 +134,19 @@ def sequential_flow() -> Any:
 
     from flows.install_stack import resolve_stack
     from tasks.model import Component
-    from tasks.steps import (
+    from tasks.steps.access import (
         add_chart_repository,
-        check_workload,
-        cleanup_context,
-        create_nodegroup,
         discover_endpoint,
-        install_release,
         prepare_cluster_access,
-        prepare_context,
         render_values,
-        run_preflight,
         validate_stack,
-        verify_stack,
-        wait_for_cilium_objects,
-        wait_for_nodegroup_active,
-        wait_for_nodes_ready,
     )
+    from tasks.steps.nodegroup import create_nodegroup, wait_for_nodegroup_active, wait_for_nodes_ready
+    from tasks.steps.preflight import run_preflight
+    from tasks.steps.releases import install_release
+    from tasks.steps.report import verify_stack
+    from tasks.steps.runtime import cleanup_context, prepare_context
+    from tasks.steps.workloads import check_workload, wait_for_cilium_objects
 
     @flow(name="install-stack-sequential-baseline")
     def install_sequentially(stack: Any, options: Any) -> dict[str, Any]:
@@ -219,7 +215,8 @@ def bench_sensor(trials: int, tmp: Path) -> dict[str, float]:
     from sandbox.kube.controllers import K_DS
     from tasks import readiness
     from tasks.adapters.kube import Kube
-    from tasks.steps import check_workload, cleanup_context, prepare_context
+    from tasks.steps.runtime import cleanup_context, prepare_context
+    from tasks.steps.workloads import check_workload
 
     sb = sandbox(1e6, tmp / "sensor")  # install without delays, then give the rollouts 1-3 s pulls
     try:

@@ -17,29 +17,27 @@ from prefect.events import emit_event
 from flows.install_stack import PROJECT_ROOT, resolve_stack
 from tasks import drift
 from tasks.adapters import kube as kube_adapter
-from tasks.drift_steps import (
+from tasks.errors import EksCiliumError, PermanentError
+from tasks.locking import cluster_lock
+from tasks.model import Component, Stack
+from tasks.options import DEFAULT_OPTIONS, DriftMode, RunOptions
+from tasks.steps.access import (
+    add_chart_repository,
+    discover_endpoint,
+    prepare_cluster_access,
+    render_values,
+    validate_stack,
+)
+from tasks.steps.drift import (
     observe_drift,
     remove_conflicting_daemonsets,
     restart_agents,
     scale_nodegroup,
     wait_for_nodes_count,
 )
-from tasks.errors import EksCiliumError, PermanentError
-from tasks.locking import cluster_lock
-from tasks.model import Component, Stack
-from tasks.options import DEFAULT_OPTIONS, DriftMode, RunOptions
-from tasks.steps import (
-    add_chart_repository,
-    artifact_key,
-    check_workload,
-    cleanup_context,
-    discover_endpoint,
-    install_release,
-    prepare_cluster_access,
-    prepare_context,
-    render_values,
-    validate_stack,
-)
+from tasks.steps.releases import install_release
+from tasks.steps.runtime import artifact_key, cleanup_context, prepare_context
+from tasks.steps.workloads import check_workload
 
 DRIFT_EVENT = "eks-cilium.drift.detected"
 

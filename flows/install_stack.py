@@ -29,25 +29,19 @@ from tasks.locking import cluster_lock
 from tasks.model import Component, Stack, load_stack
 from tasks.options import DEFAULT_OPTIONS, RunOptions
 from tasks.preflight import RecoveryKind, plan_recovery
-from tasks.steps import (
+from tasks.steps.access import (
     add_chart_repository,
-    check_workload,
-    cleanup_context,
-    create_nodegroup,
     discover_endpoint,
-    install_release,
-    plan_install,
     prepare_cluster_access,
-    prepare_context,
-    recover_release,
     render_values,
-    run_preflight,
     validate_stack,
-    verify_stack,
-    wait_for_cilium_objects,
-    wait_for_nodegroup_active,
-    wait_for_nodes_ready,
 )
+from tasks.steps.nodegroup import create_nodegroup, wait_for_nodegroup_active, wait_for_nodes_ready
+from tasks.steps.preflight import run_preflight
+from tasks.steps.releases import install_release, recover_release
+from tasks.steps.report import plan_install, verify_stack
+from tasks.steps.runtime import cleanup_context, prepare_context
+from tasks.steps.workloads import check_workload, wait_for_cilium_objects
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 

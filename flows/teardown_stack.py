@@ -17,19 +17,9 @@ from tasks.locking import cluster_lock
 from tasks.model import Component, Stack
 from tasks.options import DEFAULT_OPTIONS, RunOptions
 from tasks.readiness import Verdict
-from tasks.steps import (
-    Ctx,
-    artifact_key,
-    cleanup_context,
-    discover_endpoint,
-    live_release,
-    prepare_cluster_access,
-    prepare_context,
-    render_values,
-    sense,
-    step,
-    validate_stack,
-)
+from tasks.steps.access import discover_endpoint, prepare_cluster_access, render_values, validate_stack
+from tasks.steps.releases import live_release
+from tasks.steps.runtime import Ctx, artifact_key, cleanup_context, prepare_context, sense, step
 
 
 @dataclass(frozen=True)

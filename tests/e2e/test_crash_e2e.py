@@ -22,7 +22,7 @@ import boto3
 import pytest
 
 from tasks.adapters.kube import Kube
-from tasks.steps import CRASH_AFTER_STEP
+from tasks.steps.runtime import CRASH_AFTER_STEP
 from tests.conftest import ROOT, start_sandbox
 from tests.support.prefect_server import api_settings, cluster_configs
 

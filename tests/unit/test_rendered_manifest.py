@@ -129,7 +129,7 @@ def test_manifest_and_hooks_argv():
 
 
 def test_helm_is_asked_after_three_polls_and_ten_seconds_of_absence_then_at_most_every_ten_seconds():
-    from tasks.steps import AbsenceWatch
+    from tasks.steps.workloads import AbsenceWatch
 
     w = AbsenceWatch()
     assert [w.due(True, t) for t in (0.0, 0.2, 0.4)] == [False, False, False]  # 3 polls but not 10 s yet

@@ -13,7 +13,10 @@ from tasks.errors import EksCiliumError
 from tasks.preflight import CONFLICTING_DAEMONSETS
 from tasks.readiness import Verdict
 from tasks.render import RenderedStack
-from tasks.steps import Ctx, live_release, node_diagnosis, sense, sensor, step, workload_verdict
+from tasks.steps.nodegroup import node_diagnosis
+from tasks.steps.releases import live_release
+from tasks.steps.runtime import Ctx, sense, sensor, step
+from tasks.steps.workloads import workload_verdict
 
 
 def certs_ttl_noise(kube: Kube, namespace: str, job_name: str) -> bool:

@@ -1,0 +1,105 @@
+"""The nodegroup: CreateNodegroup (or eksctl), the ACTIVE and nodes-Ready sensors and their diagnosis."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import get_run_logger
+
+from tasks import readiness
+from tasks.errors import (
+    PermanentError,
+)
+from tasks.nodegroup_plan import nodegroup_spec_differences
+from tasks.options import NodegroupMethod
+from tasks.readiness import Verdict
+from tasks.render import RenderedStack
+from tasks.steps.runtime import Ctx, sense, sensor, step
+
+
+@step("create_nodegroup")
+def create_nodegroup(ctx: Ctx, rendered: RenderedStack, pre: dict[str, Any]) -> dict[str, Any]:
+    plan = rendered.nodegroup
+    aws = ctx.aws()
+    logger = get_run_logger()
+    existing = aws.describe_nodegroup(ctx.stack.cluster.name, plan.name)
+    if existing is not None:
+        diffs = nodegroup_spec_differences(plan, existing)
+        if diffs:
+            raise PermanentError(
+                f"nodegroup {plan.name} exists with a different spec",
+                observed="; ".join(diffs),
+                hint="align configs/nodegroup.yaml with it, or replace the nodegroup deliberately",
+            )
+        logger.info(
+            "nodegroup %s already exists with the desired spec (%s); nothing to do", plan.name, existing.get("status")
+        )
+        return {"nodegroup": plan.name, "action": "unchanged", "status": existing.get("status")}
+    ctx.mark("create nodegroup", "start")
+    if ctx.options.nodegroup_method is NodegroupMethod.eksctl:
+        from tasks.adapters.eksctl import create_nodegroup_with_eksctl
+
+        create_nodegroup_with_eksctl(str(ctx.config_dir / ctx.stack.nodegroup.file))
+    else:
+        request = pre["nodegroup_request"]
+        aws.create_nodegroup(request)
+        logger.info(
+            "nodegroup %s: CreateNodegroup %s x%d in %s",
+            plan.name,
+            ",".join(plan.instance_types),
+            plan.desired_size,
+            ", ".join(request["subnets"]),
+        )
+    ctx.mark("create nodegroup", "done")
+    return {"nodegroup": plan.name, "action": "created", "status": "CREATING"}
+
+
+@sensor("wait_for_nodegroup_active")
+def wait_for_nodegroup_active(ctx: Ctx, rendered: RenderedStack) -> dict[str, Any]:
+    """Sensor: nodegroup ACTIVE; CREATE_FAILED / DEGRADED fail at once with the health issues (the boto3 waiter
+    would ignore DEGRADED and wait 40 minutes)."""
+    aws = ctx.aws()
+    name = rendered.nodegroup.name
+    sense(
+        ctx,
+        f"nodegroup {name} ACTIVE",
+        lambda: readiness.nodegroup(aws.describe_nodegroup(ctx.stack.cluster.name, name)),
+        ctx.options.timeouts.nodegroup,
+        hint="read the health issues above; for NodeCreationFailure check the node role policies and "
+        "that Cilium's agent "
+        "pods run (nodes without a CNI never become Ready)",
+        diagnose=lambda: node_diagnosis(ctx),
+    )
+    return {"nodegroup": name, "status": "ACTIVE"}
+
+
+@sensor("wait_for_nodes_ready")
+def wait_for_nodes_ready(ctx: Ctx, rendered: RenderedStack) -> dict[str, Any]:
+    plan = rendered.nodegroup
+
+    def probe() -> Verdict:
+        with ctx.kube() as kube:
+            return readiness.nodes(kube.list_nodes(), expected=plan.desired_size, nodegroup=plan.name)
+
+    v = sense(
+        ctx,
+        f"{plan.desired_size} nodes Ready",
+        probe,
+        ctx.options.timeouts.nodes,
+        hint="nodes stay NotReady until the Cilium agent runs on them: check the cilium pods below",
+        diagnose=lambda: node_diagnosis(ctx),
+    )
+    return {"ready": v.summary}
+
+
+def node_diagnosis(ctx: Ctx) -> list[str]:
+    name, rel = ctx.stack.cilium
+    agent = rel.workload("agent")
+    with ctx.kube() as kube:
+        lines = [
+            f"node {n['metadata']['name']}: {'Ready' if readiness.node_ready(n) else 'NotReady'}"
+            for n in kube.list_nodes()
+        ]
+        if agent:
+            lines += readiness.pod_problems(kube.list_pods(agent.namespace or rel.namespace, agent.selector))
+    return lines
