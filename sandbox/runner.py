@@ -374,9 +374,10 @@ class Sandbox:
 
     async def _add_pod_policy(self, request: web.Request) -> web.Response:
         h = self._handle(request)
-        policy = PodPolicy(**await request.json())
-        if policy.mode not in ("crashloop", "pending"):
-            raise web.HTTPBadRequest(text="mode must be crashloop or pending")
+        try:
+            policy = PodPolicy(**await request.json())
+        except ValueError:
+            raise web.HTTPBadRequest(text="mode must be crashloop or pending") from None
         h.controllers.config.pod_policies.append(policy)
         h.emulator.store.changed.set()
         return web.json_response(asdict(policy), status=201)
