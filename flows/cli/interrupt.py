@@ -61,13 +61,13 @@ class _Interrupted:
 def stop_everything_started(grace: float) -> None:
     """Stop this process's helm runs, release held cluster locks, then stop every process it started in its session."""
     from tasks.adapters.helm import cancel_all
-    from tasks.processes import descendants, pid_alive, same_session
+    from tasks.adapters.processes import descendants, pid_alive, same_session
 
     deadline = time.monotonic() + grace
     with contextlib.suppress(Exception):
         cancel_all(grace_seconds=grace / 2)
     with contextlib.suppress(Exception):
-        from tasks.locking import release_held_locks
+        from tasks.steps.lock import release_held_locks
 
         release_held_locks(timeout=max(0.1, deadline - time.monotonic()))
     # What is left (the temporary Prefect server, helm runs that ignored the cancel) is killed outright: a graceful

@@ -166,7 +166,7 @@ def test_drift_cli_exit_codes(converged, monkeypatch, tmp_path):
     """`eks-cilium drift` without Prefect knowledge: 0 when clean, 3 when drift is found."""
     from flows.cli import main
 
-    monkeypatch.setattr("flows.cli_more.DEFAULT_STATE", tmp_path / "no-state")
+    monkeypatch.setattr("flows.cli.sandbox.DEFAULT_STATE", tmp_path / "no-state")
     # The CLI is given the sandbox through its own flags: here, a stack file pointing at its chart repository.
     stack_file = tmp_path / "stack.yaml"
     stack_file.write_text(yaml.safe_dump(json.loads(stack_for(converged).model_dump_json())))

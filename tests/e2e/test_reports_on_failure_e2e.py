@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from flows.check_drift import check_drift
-from flows.cli_more import print_drift, print_result
+from flows.cli.render import print_drift, print_result
 from flows.install_stack import run_install
 from sandbox.kube.controllers import PodPolicy
 from tasks.errors import EksCiliumError
