@@ -18,7 +18,6 @@ from flows.install_stack import PROJECT_ROOT, resolve_stack
 from tasks import drift
 from tasks.adapters import kube as kube_adapter
 from tasks.errors import EksCiliumError, PermanentError
-from tasks.locking import cluster_lock
 from tasks.model import Component, Stack
 from tasks.options import DEFAULT_OPTIONS, DriftMode, RunOptions
 from tasks.steps.access import (
@@ -35,6 +34,7 @@ from tasks.steps.drift import (
     scale_nodegroup,
     wait_for_nodes_count,
 )
+from tasks.steps.lock import cluster_lock
 from tasks.steps.releases import install_release
 from tasks.steps.runtime import artifact_key, cleanup_context, prepare_context
 from tasks.steps.workloads import check_workload

@@ -25,7 +25,6 @@ from prefect.futures import PrefectFuture
 from tasks.adapters import kube as kube_adapter
 from tasks.adapters.helm import cancel_scope
 from tasks.errors import EksCiliumError, PermanentError
-from tasks.locking import cluster_lock
 from tasks.model import Component, Stack, load_stack
 from tasks.options import DEFAULT_OPTIONS, RunOptions
 from tasks.preflight import RecoveryKind, plan_recovery
@@ -36,6 +35,7 @@ from tasks.steps.access import (
     render_values,
     validate_stack,
 )
+from tasks.steps.lock import cluster_lock
 from tasks.steps.nodegroup import create_nodegroup, wait_for_nodegroup_active, wait_for_nodes_ready
 from tasks.steps.preflight import run_preflight
 from tasks.steps.releases import install_release, recover_release

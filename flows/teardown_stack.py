@@ -13,11 +13,11 @@ from prefect.cache_policies import NO_CACHE
 from flows.install_stack import PROJECT_ROOT, resolve_stack
 from tasks import helm_argv
 from tasks.errors import CommandError, ConfigError
-from tasks.locking import cluster_lock
 from tasks.model import Component, Stack
 from tasks.options import DEFAULT_OPTIONS, RunOptions
 from tasks.readiness import Verdict
 from tasks.steps.access import discover_endpoint, prepare_cluster_access, render_values, validate_stack
+from tasks.steps.lock import cluster_lock
 from tasks.steps.releases import live_release
 from tasks.steps.runtime import Ctx, artifact_key, cleanup_context, prepare_context, sense, step
 

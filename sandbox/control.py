@@ -18,7 +18,7 @@ from typing import Any, TextIO
 from sandbox.aws import NodegroupBehaviour
 from sandbox.kube.controllers import SimConfig
 from sandbox.runner import ClusterProfile, Sandbox, SandboxConfig
-from tasks.processes import pid_alive
+from tasks.adapters.processes import pid_alive
 
 PROFILES = {
     "fresh": ClusterProfile(),

@@ -1,7 +1,8 @@
 """coordination.k8s.io/v1 Leases in the Kubernetes API emulator, driven by the kubernetes client and the real
 kubectl: discovery, OpenAPI v3, create 201 / 409 AlreadyExists, PUT with a resourceVersion precondition (409
 Conflict with kube-apiserver's message), no unconditional PUT (422), MicroTime parsing, get 404, delete with
-preconditions, and `kubectl get lease` tables. The cluster lock (tasks/locking.py) relies on every one of them."""
+preconditions, and `kubectl get lease` tables. The cluster lock (tasks/lease.py, tasks/steps/lock.py) relies on
+every one of them."""
 
 from __future__ import annotations
 

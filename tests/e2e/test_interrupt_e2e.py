@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.processes import descendants, pid_alive
+from tasks.adapters.processes import descendants, pid_alive
 from tests.conftest import ROOT, TOOLS, tool_env
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]

@@ -12,7 +12,7 @@ import pytest
 
 from flows.install_stack import run_install
 from tasks.errors import PermanentError
-from tasks.locking import ANNOTATIONS, read_lease
+from tasks.lease import ANNOTATIONS, read_lease
 from tests.support.flows import CLUSTER, aws_nodegroups, options, stack_for
 from tests.support.leases import (
     changes_besides_the_lock,

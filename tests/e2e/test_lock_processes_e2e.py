@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 
 from flows.install_stack import run_install
+from tasks.adapters.processes import pid_alive
 from tasks.errors import PermanentError
-from tasks.locking import read_lease
-from tasks.processes import pid_alive
+from tasks.lease import read_lease
 from tests.conftest import CONFIGS, ROOT
 from tests.support.flows import CLUSTER, options, stack_for
 from tests.support.leases import current_lease, lease_requests, nodes_held_back, wait_for_holder

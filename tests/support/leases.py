@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterator
 
 from tasks.adapters.kube import Kube
-from tasks.locking import ANNOTATIONS, LEASE_NAME, LEASE_NAMESPACE, micro_time, read_lease
+from tasks.lease import ANNOTATIONS, LEASE_NAME, LEASE_NAMESPACE, micro_time, read_lease
 from tests.support.flows import CLUSTER, mutations
 
 LEASE_PATH = f"/apis/coordination.k8s.io/v1/namespaces/{LEASE_NAMESPACE}/leases/{LEASE_NAME}"

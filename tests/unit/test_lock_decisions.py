@@ -1,10 +1,10 @@
-"""The cluster lock's pure decisions (tasks/locking.py): who may take the Lease, and what the Lease says."""
+"""The cluster lock's pure decisions (tasks/lease.py): who may take the Lease, and what the Lease says."""
 
 from __future__ import annotations
 
 import pytest
 
-from tasks.locking import (
+from tasks.lease import (
     ANNOTATIONS,
     LEASE_SECONDS,
     Holder,

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from tasks.processes import pid_alive
+from tasks.adapters.processes import pid_alive
 
 
 def test_a_running_process_is_alive_and_this_one_too():
