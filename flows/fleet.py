@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tasks.model import Stack
 from tasks.options import RunOptions
-from tasks.threads import map_in_threads
+from tasks.steps.threads import map_in_threads
 
 
 class FleetAction(StrEnum):

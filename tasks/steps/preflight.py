@@ -19,7 +19,7 @@ from tasks.nodegroup_plan import NodegroupPlan, create_nodegroup_request, nodegr
 from tasks.render import RenderedStack
 from tasks.steps.releases import _last_deployed_revision
 from tasks.steps.runtime import Ctx, step
-from tasks.threads import map_in_threads
+from tasks.steps.threads import map_in_threads
 
 
 def release_states(ctx: Ctx) -> dict[str, preflight.ReleaseState]:

@@ -13,8 +13,8 @@ from tasks.render import RenderedStack
 from tasks.steps.preflight import release_states
 from tasks.steps.releases import _desired_unchanged, rendered_release
 from tasks.steps.runtime import Ctx, artifact_key, step
+from tasks.steps.threads import map_in_threads
 from tasks.steps.workloads import workload_verdict
-from tasks.threads import map_in_threads
 
 
 def observe_stack(ctx: Ctx) -> verify.Observed:

@@ -30,7 +30,7 @@ from tasks.model import Stack
 from tasks.options import RunOptions
 from tasks.readiness import Verdict
 from tasks.render import private_dir
-from tasks.sensing import wait_until
+from tasks.steps.sensing import wait_until
 
 
 def retry_transient(task: Any, task_run: Any, state: Any) -> bool:

@@ -12,7 +12,7 @@ from tasks.adapters.helm import Helm, find_helm, parse_version
 from tasks.diff import diff_values
 from tasks.errors import ConfigError, PermanentError, SensorTimeout, ToolError, TransientError
 from tasks.network import pick_node_role, private_subnets
-from tasks.sensing import wait_until
+from tasks.steps.sensing import wait_until
 
 # ---- helm argv ---------------------------------------------------------------------------------------------
 

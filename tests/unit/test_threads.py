@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tasks.threads import map_in_threads
+from tasks.steps.threads import map_in_threads
 
 RUN = contextvars.ContextVar("RUN", default="none")
 
