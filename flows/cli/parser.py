@@ -30,8 +30,15 @@ def _target(p: argparse.ArgumentParser, sandbox_help: str) -> None:
     p.add_argument("--sandbox", action="store_true", help=sandbox_help)
 
 
-def _output(p: argparse.ArgumentParser) -> None:
+def _flow_command(sub: Any, name: str, help: str, sandbox_help: str, flag: tuple[str, str], func: Any) -> Any:
+    """A command that runs a flow: common options, the target, its one `flag` (name, help), `--output`."""
+    p = sub.add_parser(name, help=help)
+    _common(p)
+    _target(p, sandbox_help)
+    p.add_argument(flag[0], action="store_true", help=flag[1])
     p.add_argument("--output", choices=["table", "json"], default="table")
+    p.set_defaults(func=func)
+    return p
 
 
 def _sandbox_parser(sbs: Any, name: str, help: str) -> argparse.ArgumentParser:
@@ -63,8 +70,8 @@ def _register_sandbox(sub: Any) -> None:
     )
     up.add_argument(
         "--profile",
-        choices=sandbox.SandboxProfiles(),
-        metavar="PROFILE",  # argparse would list the choices, i.e. import the sandbox, whatever the command
+        choices=sandbox.PROFILES,
+        metavar="PROFILE",  # without a metavar argparse lists the choices, i.e. imports the sandbox, at build time
         default="fresh",
         help="what the cluster looks like before the install: %(choices)s (default: %(default)s)",
     )
@@ -93,26 +100,35 @@ def _register_sandbox(sub: Any) -> None:
     pods = _sandbox_parser(sbs, "pods", "make pods matching a selector crash-loop or stay Pending (or --clear)")
     pods.add_argument("--cluster", default=sandbox.DEFAULT_CLUSTER)
     pods.add_argument("--selector", default="", help="labels, e.g. k8s-app=cilium")
-    pods.add_argument("--mode", choices=["crashloop", "pending"], default="crashloop")
+    pods.add_argument(
+        "--mode",
+        choices=sandbox.POD_FAULT_MODES,
+        metavar="MODE",
+        default="crashloop",
+        help="%(choices)s (default: %(default)s)",
+    )
     pods.add_argument("--message", default="injected fault")
     pods.add_argument("--clear", action="store_true")
     pods.set_defaults(func=sandbox.cmd_sandbox_pods)
 
 
 def _register_runs(sub: Any) -> None:
-    ins = sub.add_parser("install", help="run the install flow (install_stack)")
-    _common(ins)
-    _target(ins, "run against the local sandbox (uses a running one, or starts one for this run)")
-    ins.add_argument("--dry-run", action="store_true", help="discover, preflight and print the plan; change nothing")
-    _output(ins)
-    ins.set_defaults(func=runs.cmd_install)
-
-    dr = sub.add_parser("drift", help="run the drift check (check_drift); exit 0 clean, 3 drift found, 1 error")
-    _common(dr)
-    _target(dr, "check the running local sandbox")
-    dr.add_argument("--repair", action="store_true", help="re-run the affected install steps, then report again")
-    _output(dr)
-    dr.set_defaults(func=runs.cmd_drift)
+    _flow_command(
+        sub,
+        "install",
+        "run the install flow (install_stack)",
+        "run against the local sandbox (uses a running one, or starts one for this run)",
+        ("--dry-run", "discover, preflight and print the plan; change nothing"),
+        runs.cmd_install,
+    )
+    _flow_command(
+        sub,
+        "drift",
+        "run the drift check (check_drift); exit 0 clean, 3 drift found, 1 error",
+        "check the running local sandbox",
+        ("--repair", "re-run the affected install steps, then report again"),
+        runs.cmd_drift,
+    )
 
     # The operators' way out of a cluster lock whose holder is gone for good.
     un = sub.add_parser(

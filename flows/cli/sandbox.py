@@ -11,7 +11,7 @@ import contextlib
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,19 +28,34 @@ def state_dir(args: argparse.Namespace) -> Path:
     return getattr(args, "state_dir", None) or DEFAULT_STATE
 
 
-class SandboxProfiles:
-    """The names of the sandbox's cluster profiles (`sandbox.control.PROFILES`), read only when argparse asks."""
+class SandboxChoices:
+    """Choices for argparse from one of the sandbox's own tables, read only when a value is checked or the help
+    is shown: importing the sandbox takes a while and needs its extras, which other commands do without."""
 
-    def _names(self) -> list[str]:
-        from sandbox.control import PROFILES
-
-        return list(PROFILES)
+    def __init__(self, names: Callable[[], list[str]]) -> None:
+        self._names = names
 
     def __contains__(self, name: object) -> bool:
         return name in self._names()
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._names())
+
+
+def _profile_names() -> list[str]:
+    from sandbox.control import PROFILES
+
+    return list(PROFILES)
+
+
+def _pod_fault_modes() -> list[str]:
+    from sandbox.kube.controllers import PodFaultMode
+
+    return [m.value for m in PodFaultMode]
+
+
+PROFILES = SandboxChoices(_profile_names)
+POD_FAULT_MODES = SandboxChoices(_pod_fault_modes)
 
 
 def cmd_sandbox_up(args: argparse.Namespace) -> int:
@@ -85,17 +100,20 @@ def _control(args: argparse.Namespace, method: str, path: str, body: dict[str, A
         raise ConfigError(f"the sandbox refused {method} {path}", observed=e.read().decode(errors="replace")) from None
 
 
-def cmd_sandbox_fault(args: argparse.Namespace) -> int:
-    path = f"/_sandbox/clusters/{args.cluster}/faults"
+def _clear_or_add(args: argparse.Namespace, rules: str, body: Callable[[], dict[str, Any]]) -> Any:
+    """`--clear`: delete every rule of the cluster's `rules` collection (None); else add `body()` (the rule)."""
+    path = f"/_sandbox/clusters/{args.cluster}/{rules}"
     if args.clear:
         _control(args, "DELETE", path)
-        print("sandbox: fault rules cleared")
-        return 0
-    rule = _control(
+        return None
+    return _control(args, "POST", path, body())
+
+
+def cmd_sandbox_fault(args: argparse.Namespace) -> int:
+    rule = _clear_or_add(
         args,
-        "POST",
-        path,
-        {
+        "faults",
+        lambda: {
             "verb": args.verb,
             "resource": args.resource,
             "count": args.count,
@@ -103,21 +121,28 @@ def cmd_sandbox_fault(args: argparse.Namespace) -> int:
             "delay_seconds": args.delay,
         },
     )
-    print(f"sandbox: fault {rule['id']}: next {rule['count']} {rule['verb']} {rule['resource']} -> {rule['status']}")
+    if rule is None:
+        print("sandbox: fault rules cleared")
+    else:
+        print(
+            f"sandbox: fault {rule['id']}: next {rule['count']} {rule['verb']} {rule['resource']} -> {rule['status']}"
+        )
     return 0
 
 
-def cmd_sandbox_pods(args: argparse.Namespace) -> int:
-    path = f"/_sandbox/clusters/{args.cluster}/pod-policies"
-    if args.clear:
-        _control(args, "DELETE", path)
-        print("sandbox: pod policies cleared")
-        return 0
+def _pod_policy(args: argparse.Namespace) -> dict[str, Any]:
     selector = dict(kv.split("=", 1) for kv in args.selector.split(",") if "=" in kv)
     if not selector:
         raise ConfigError("--selector needs at least one label, e.g. k8s-app=cilium")
-    policy = _control(args, "POST", path, {"selector": selector, "mode": args.mode, "message": args.message})
-    print(f"sandbox: pods matching {policy['selector']} now {policy['mode']}")
+    return {"selector": selector, "mode": args.mode, "message": args.message}
+
+
+def cmd_sandbox_pods(args: argparse.Namespace) -> int:
+    policy = _clear_or_add(args, "pod-policies", lambda: _pod_policy(args))
+    if policy is None:
+        print("sandbox: pod policies cleared")
+    else:
+        print(f"sandbox: pods matching {policy['selector']} now {policy['mode']}")
     return 0
 
 
