@@ -268,20 +268,33 @@ _PATCHED: list[AwsSandbox] = []
 def _patch_moto(sandbox: AwsSandbox) -> None:
     """Teach the in-process moto the EKS behaviour the sandbox needs (once per process; latest sandbox wins)."""
     _PATCHED[:] = [sandbox]
-    import moto.eks.urls as eks_urls
-    from moto.core.responses import ActionResult
     from moto.eks.models import EKSBackend
-    from moto.eks.responses import EKSResponse
 
     if getattr(EKSBackend, "_sandbox_patched", False):
         return
     EKSBackend._sandbox_patched = True  # type: ignore[attr-defined]
+    _patch_responses()
+    _patch_backend()
+
+
+def _behaviour(name: str) -> Any:
+    return _PATCHED[0].behaviours.get(name) if _PATCHED else None
+
+
+def _patch_responses() -> None:
+    """ListAddons (moto has none) and injected faults, answered before moto's own dispatch."""
+    import json as _json
+
+    import moto.eks.urls as eks_urls
+    from moto.core.responses import ActionResult
+    from moto.eks.responses import EKSResponse
+
     eks_urls.url_paths["{0}/clusters/(?P<name>[^/]+)/addons$"] = eks_urls.response.dispatch
 
     def list_addons(self: EKSResponse) -> ActionResult:
         name = self._get_param("name")
         self.eks_backend.describe_cluster(name=name)  # 404 for an unknown cluster, as EKS does
-        beh = _PATCHED[0].behaviours.get(name) if _PATCHED else None
+        beh = _behaviour(name)
         return ActionResult({"addons": list(beh.addons) if beh else []})
 
     EKSResponse.list_addons = list_addons  # type: ignore[attr-defined]
@@ -291,8 +304,6 @@ def _patch_moto(sandbox: AwsSandbox) -> None:
     def call_action(self: EKSResponse) -> Any:
         fault = _PATCHED[0].take_fault(self._get_action()) if _PATCHED else None
         if fault is not None:
-            import json as _json
-
             return (
                 fault.status,
                 {"Content-Type": "application/json", "x-amzn-ErrorType": fault.code},
@@ -302,11 +313,16 @@ def _patch_moto(sandbox: AwsSandbox) -> None:
 
     EKSResponse.call_action = call_action  # type: ignore[method-assign,assignment]
 
+
+def _patch_backend() -> None:
+    """Clusters that stay CREATING for a few polls (no endpoint until ACTIVE); nodegroups that start CREATING."""
+    from moto.eks.models import EKSBackend
+
     original_describe = EKSBackend.describe_cluster
 
     def describe_cluster(self: EKSBackend, name: str) -> Any:
         cluster = original_describe(self, name)
-        beh = _PATCHED[0].behaviours.get(name) if _PATCHED else None
+        beh = _behaviour(name)
         if beh is not None:
             beh.describe_calls += 1
             if beh.describe_calls <= beh.creating_polls:

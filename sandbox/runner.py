@@ -13,17 +13,18 @@ import json
 import os
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 from aiohttp import web
 
-from sandbox.aws import FAKE_CREDENTIALS, AwsFault, AwsSandbox, ClusterBehaviour, NodegroupBehaviour
-from sandbox.chartrepo import ChartRepo, basic_auth_ok
-from sandbox.kube.controllers import Controllers, NodegroupView, PodPolicy, SimConfig, node_ready
-from sandbox.kube.server import Emulator, FaultRule
+from sandbox.aws import FAKE_CREDENTIALS, AwsSandbox, ClusterBehaviour, NodegroupBehaviour
+from sandbox.chartrepo import ChartRepo
+from sandbox.control_api import ControlApi
+from sandbox.kube.controllers import Controllers, NodegroupView, SimConfig, node_ready
+from sandbox.kube.server import Emulator
 from sandbox.tls import make_certs
 
 STATIC_TOKEN = "sandbox-admin-token"
@@ -133,7 +134,7 @@ class Sandbox:
         for name in self.config.clusters:
             await self._start_emulator(name)
         control = web.Application(client_max_size=16 * 1024 * 1024)
-        self._control_routes(control)
+        ControlApi(self).add_routes(control)
         runner = web.AppRunner(control, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -226,9 +227,7 @@ class Sandbox:
         ready: dict[str, int] = {}
         for n in handle.emulator.store.list(("", "nodes")):
             group = (n["metadata"].get("labels") or {}).get("eks.amazonaws.com/nodegroup")
-            if group and any(
-                c["type"] == "Ready" and c["status"] == "True" for c in n.get("status", {}).get("conditions") or []
-            ):
+            if group and node_ready(n):
                 ready[group] = ready.get(group, 0) + 1
         self.aws.report_ready(handle.name, ready)
 
@@ -306,129 +305,3 @@ class Sandbox:
         }
         (self.config.state_dir / "state.json").write_text(json.dumps(state, indent=2))
         return path
-
-    # ---- control API -------------------------------------------------------------------------------------------
-    def _control_routes(self, app: web.Application) -> None:
-        r = app.router
-
-        async def index(request: web.Request) -> web.Response:
-            if not basic_auth_ok(request.headers.get("Authorization"), self.repo.auth):
-                return web.Response(
-                    status=401, text="unauthorized", headers={"WWW-Authenticate": 'Basic realm="charts"'}
-                )
-            return web.Response(text=self.repo.index_yaml(), content_type="text/yaml")
-
-        r.add_get("/charts/index.yaml", index)
-        r.add_get("/charts/{file}", self._chart_file)
-        r.add_get("/_sandbox/status", self._status)
-        r.add_post("/_sandbox/clusters/{name}/faults", self._add_fault)
-        r.add_delete("/_sandbox/clusters/{name}/faults", self._clear_faults)
-        r.add_post("/_sandbox/clusters/{name}/pod-policies", self._add_pod_policy)
-        r.add_delete("/_sandbox/clusters/{name}/pod-policies", self._clear_pod_policies)
-        r.add_post("/_sandbox/clusters/{name}/outage", self._outage)
-        r.add_post("/_sandbox/clusters/{name}/latency", self._latency)
-        r.add_post("/_sandbox/clusters/{name}/access", self._access)
-        r.add_post("/_sandbox/clusters/{name}/aws", self._aws_behaviour)
-        r.add_get("/_sandbox/clusters/{name}/requests", self._requests)
-
-    async def _chart_file(self, request: web.Request) -> web.Response:
-        if not basic_auth_ok(request.headers.get("Authorization"), self.repo.auth):
-            return web.Response(status=401, text="unauthorized", headers={"WWW-Authenticate": 'Basic realm="charts"'})
-        data = self.repo.archives.get(request.match_info["file"])
-        if data is None:
-            return web.Response(status=404, text="no such chart archive")
-        return web.Response(body=data, content_type="application/gzip")
-
-    def _handle(self, request: web.Request) -> ClusterHandle:
-        name = request.match_info["name"]
-        if name not in self.clusters:
-            raise web.HTTPNotFound(text=f"no sandbox cluster {name!r}; clusters: {', '.join(self.clusters)}")
-        return self.clusters[name]
-
-    async def _status(self, request: web.Request) -> web.Response:
-        out = {}
-        for name, h in self.clusters.items():
-            nodes = h.emulator.store.list(("", "nodes"))
-            out[name] = {
-                "port": h.port,
-                "requests": h.emulator.request_count,
-                "objects": sum(len(b) for b in h.emulator.store.objects.values()),
-                "nodes": len(nodes),
-                "ready_nodes": sum(1 for n in nodes if node_ready(n)),
-                "faults": [asdict(f) for f in h.emulator.faults if f.count != 0],
-                "pod_policies": [asdict(p) for p in h.controllers.config.pod_policies],
-            }
-        return web.json_response(
-            {"clusters": out, "aws_endpoint": self.aws.endpoint_url, "chart_repo": self.chart_repo_url}
-        )
-
-    async def _add_fault(self, request: web.Request) -> web.Response:
-        h = self._handle(request)
-        rule = FaultRule(**await request.json())
-        h.emulator.faults.append(rule)
-        return web.json_response(asdict(rule), status=201)
-
-    async def _clear_faults(self, request: web.Request) -> web.Response:
-        self._handle(request).emulator.faults.clear()
-        return web.json_response({})
-
-    async def _add_pod_policy(self, request: web.Request) -> web.Response:
-        h = self._handle(request)
-        try:
-            policy = PodPolicy(**await request.json())
-        except ValueError:
-            raise web.HTTPBadRequest(text="mode must be crashloop or pending") from None
-        h.controllers.config.pod_policies.append(policy)
-        h.emulator.store.changed.set()
-        return web.json_response(asdict(policy), status=201)
-
-    async def _clear_pod_policies(self, request: web.Request) -> web.Response:
-        h = self._handle(request)
-        h.controllers.config.pod_policies.clear()
-        h.emulator.store.changed.set()
-        return web.json_response({})
-
-    async def _outage(self, request: web.Request) -> web.Response:
-        body = await request.json()
-        self._handle(request).emulator.unavailable_until = time.time() + float(body.get("seconds", 5))
-        return web.json_response({})
-
-    async def _latency(self, request: web.Request) -> web.Response:
-        body = await request.json()
-        self._handle(request).emulator.latency_seconds = float(body.get("seconds", 0))
-        return web.json_response({})
-
-    async def _access(self, request: web.Request) -> web.Response:
-        body = await request.json()
-        access = self._handle(request).emulator.access
-        for key in ("allowed", "reject_tokens", "token_ttl_seconds"):
-            if key in body:
-                setattr(access, key, body[key])
-        return web.json_response(
-            {
-                "allowed": access.allowed,
-                "reject_tokens": access.reject_tokens,
-                "token_ttl_seconds": access.token_ttl_seconds,
-            }
-        )
-
-    async def _aws_behaviour(self, request: web.Request) -> web.Response:
-        name = self._handle(request).name
-        body = await request.json()
-        beh = self.aws.behaviours[name]
-        if "creating_polls" in body:
-            beh.creating_polls = beh.describe_calls + int(body["creating_polls"])
-            self.aws.backend().clusters[name].status = "CREATING" if body["creating_polls"] else "ACTIVE"
-        if "addons" in body:
-            beh.addons = list(body["addons"])
-        for key, value in (body.get("nodegroup") or {}).items():
-            setattr(beh.nodegroup, key, value)
-        for fault in body.get("faults") or []:
-            self.aws.faults.append(AwsFault(**fault))
-        return web.json_response(
-            {"creating_polls": beh.creating_polls, "addons": beh.addons, "nodegroup": asdict(beh.nodegroup)}
-        )
-
-    async def _requests(self, request: web.Request) -> web.Response:
-        h = self._handle(request)
-        return web.json_response({"count": h.emulator.request_count, "log": list(h.emulator.request_log)})

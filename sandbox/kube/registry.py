@@ -42,10 +42,6 @@ class ResourceType:
         return f"{self.group}/{self.version}" if self.group else self.version
 
     @property
-    def gv_path(self) -> str:
-        return f"apis/{self.group}/{self.version}" if self.group else "api/v1"
-
-    @property
     def key(self) -> tuple[str, str]:
         return (self.group, self.plural)
 
@@ -289,74 +285,78 @@ class Registry:
         the fieldValidation query parameter, which is what client-go's query-param verifier looks for."""
         paths: dict[str, Any] = {}
         schemas: dict[str, Any] = {}
-        prefix = f"/apis/{group}/{version}" if group else "/api/v1"
-        field_validation = {
-            "name": "fieldValidation",
-            "in": "query",
-            "schema": {"type": "string", "uniqueItems": True},
-            "description": "fieldValidation instructs the server on how to handle objects with unknown "
-            "or duplicate fields.",
-        }
         for t in self.types:
-            if t.group != group or t.version != version:
-                continue
-            gvk = {"group": group, "version": version, "kind": t.kind}
-            schema_name = f"{'.'.join(reversed(group.split('.'))) if group else 'io.k8s.api.core'}.{version}.{t.kind}"
-            schemas[schema_name] = {
-                "type": "object",
-                "x-kubernetes-group-version-kind": [gvk],
-                "x-kubernetes-preserve-unknown-fields": True,
-                "properties": {
-                    "apiVersion": {"type": "string"},
-                    "kind": {"type": "string"},
-                    "metadata": {"type": "object"},
-                },
-            }
-            ref = {"$ref": f"#/components/schemas/{schema_name}"}
-            ns = "/namespaces/{namespace}" if t.namespaced else ""
-
-            def op(
-                action: str, *, _gvk: dict[str, str] = gvk, _t: ResourceType = t, _ref: dict[str, str] = ref
-            ) -> dict[str, Any]:
-                return {
-                    "operationId": f"{action}{_t.kind}",
-                    "x-kubernetes-action": action,
-                    "x-kubernetes-group-version-kind": _gvk,
-                    "parameters": [field_validation],
-                    "requestBody": {"content": {"application/json": {"schema": _ref}}},
-                    "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": _ref}}}},
-                }
-
-            collection = f"{prefix}{ns}/{t.plural}"
-            item = f"{collection}/{{name}}"
-            if "create" in t.verbs:
-                paths[collection] = {"post": op("post")}
-            if "get" in t.verbs:
-                paths.setdefault(collection, {})["get"] = {
-                    "operationId": f"list{t.kind}",
-                    "x-kubernetes-action": "list",
-                    "x-kubernetes-group-version-kind": gvk,
-                }
-                paths[item] = {
-                    "get": {
-                        "operationId": f"read{t.kind}",
-                        "x-kubernetes-action": "get",
-                        "x-kubernetes-group-version-kind": gvk,
-                    },
-                    "put": op("put"),
-                    "patch": op("patch"),
-                    "delete": {
-                        "operationId": f"delete{t.kind}",
-                        "x-kubernetes-action": "delete",
-                        "x-kubernetes-group-version-kind": gvk,
-                    },
-                }
-            for s in t.subresources:
-                if s in ("status", "scale"):
-                    paths[f"{item}/{s}"] = {"put": op("put"), "patch": op("patch")}
+            if t.group == group and t.version == version:
+                schema_name = (
+                    f"{'.'.join(reversed(group.split('.'))) if group else 'io.k8s.api.core'}.{version}.{t.kind}"
+                )
+                schemas[schema_name] = _openapi_schema(t)
+                paths.update(_openapi_paths(t, {"$ref": f"#/components/schemas/{schema_name}"}))
         return {
             "openapi": "3.0.0",
             "info": {"title": "Kubernetes", "version": SERVER_VERSION["gitVersion"]},
             "paths": paths,
             "components": {"schemas": schemas},
         }
+
+
+_FIELD_VALIDATION = {
+    "name": "fieldValidation",
+    "in": "query",
+    "schema": {"type": "string", "uniqueItems": True},
+    "description": "fieldValidation instructs the server on how to handle objects with unknown or duplicate fields.",
+}
+
+
+def _gvk(t: ResourceType) -> dict[str, str]:
+    return {"group": t.group, "version": t.version, "kind": t.kind}
+
+
+def _openapi_schema(t: ResourceType) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "x-kubernetes-group-version-kind": [_gvk(t)],
+        "x-kubernetes-preserve-unknown-fields": True,
+        "properties": {"apiVersion": {"type": "string"}, "kind": {"type": "string"}, "metadata": {"type": "object"}},
+    }
+
+
+def _openapi_paths(t: ResourceType, ref: dict[str, str]) -> dict[str, Any]:
+    """The collection, item and status/scale paths of one kind."""
+    gvk = _gvk(t)
+
+    def op(action: str) -> dict[str, Any]:
+        return {
+            "operationId": f"{action}{t.kind}",
+            "x-kubernetes-action": action,
+            "x-kubernetes-group-version-kind": gvk,
+            "parameters": [_FIELD_VALIDATION],
+            "requestBody": {"content": {"application/json": {"schema": ref}}},
+            "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": ref}}}},
+        }
+
+    def read(operation: str, action: str) -> dict[str, Any]:
+        return {
+            "operationId": f"{operation}{t.kind}",
+            "x-kubernetes-action": action,
+            "x-kubernetes-group-version-kind": gvk,
+        }
+
+    prefix = f"/apis/{t.group}/{t.version}" if t.group else "/api/v1"
+    collection = f"{prefix}{'/namespaces/{namespace}' if t.namespaced else ''}/{t.plural}"
+    item = f"{collection}/{{name}}"
+    paths: dict[str, Any] = {}
+    if "create" in t.verbs:
+        paths[collection] = {"post": op("post")}
+    if "get" in t.verbs:
+        paths.setdefault(collection, {})["get"] = read("list", "list")
+        paths[item] = {
+            "get": read("read", "get"),
+            "put": op("put"),
+            "patch": op("patch"),
+            "delete": read("delete", "delete"),
+        }
+    for s in t.subresources:
+        if s in ("status", "scale"):
+            paths[f"{item}/{s}"] = {"put": op("put"), "patch": op("patch")}
+    return paths

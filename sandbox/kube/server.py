@@ -69,9 +69,6 @@ class Emulator:
     def create_object(self, rt: ResourceType, obj: Obj, namespace: str | None, dry_run: bool = False) -> Obj:
         return self.objects.create(rt, obj, namespace, dry_run)
 
-    def namespace_exists(self, ns: str) -> bool:
-        return self.objects.namespace_exists(ns)
-
     # ---- HTTP ----------------------------------------------------------------------------------------------
     def _routes(self) -> None:
         r = self.app.router

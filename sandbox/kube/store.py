@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import time
 import uuid
@@ -32,13 +33,10 @@ class Watcher:
         self.namespace = namespace
         self.match = match
         self.queue: asyncio.Queue[WatchEvent] = asyncio.Queue(maxsize=10000)
-        self.overflowed = False
 
     def offer(self, ev: WatchEvent) -> None:
-        try:
+        with contextlib.suppress(asyncio.QueueFull):  # a watcher that stopped reading loses events
             self.queue.put_nowait(ev)
-        except asyncio.QueueFull:
-            self.overflowed = True
 
 
 class Conflict(Exception):
@@ -54,7 +52,6 @@ class Store:
         self.logs: dict[tuple[str, str], deque[WatchEvent]] = {}
         self.watchers: list[Watcher] = []
         self.changed = asyncio.Event()
-        self.listeners: list[Any] = []  # callables(event_type, key, obj) for controllers
 
     def next_rv(self) -> int:
         self.rv += 1
@@ -72,10 +69,6 @@ class Store:
             return [o for o in items if o["metadata"].get("namespace") == namespace]
         return list(items)
 
-    def oldest_rv(self, key: tuple[str, str]) -> int:
-        log = self.logs.get(key)
-        return log[0].rv if log else self.rv
-
     def _emit(self, key: tuple[str, str], type_: str, obj: dict[str, Any]) -> None:
         ev = WatchEvent(int(obj["metadata"]["resourceVersion"]), type_, copy.deepcopy(obj))
         log = self.logs.setdefault(key, deque(maxlen=EVENT_LOG_CAP))
@@ -84,8 +77,6 @@ class Store:
         for w in self.watchers:
             if w.key == key and (not w.namespace or w.namespace == ns) and w.match(ev.obj):
                 w.offer(ev)
-        for listener in self.listeners:
-            listener(type_, key, obj)
         self.changed.set()
 
     def create(self, key: tuple[str, str], obj: dict[str, Any]) -> dict[str, Any]:

@@ -28,7 +28,6 @@ class AccessPolicy:
     reject_tokens: bool = False  # every request 401 (API reachable but credentials wrong)
     static_tokens: set[str] = field(default_factory=set)
     token_ttl_seconds: float = 900.0
-    principal: str = "arn:aws:iam::123456789012:user/sandbox-admin"
 
 
 def _presigned_url(token: str) -> str | None:

@@ -7,7 +7,6 @@ runs on them. `Controllers` (manager) runs them all; every controller works on t
 """
 
 from sandbox.kube.controllers.base import (
-    K_CRONJOB,
     K_DEPLOY,
     K_DS,
     K_EVENT,
@@ -29,7 +28,6 @@ from sandbox.kube.controllers.manager import Controllers
 
 __all__ = [
     "CREATES_SECRETS",
-    "K_CRONJOB",
     "K_DEPLOY",
     "K_DS",
     "K_EVENT",

@@ -30,7 +30,7 @@ K_DEPLOY, K_RS, K_DS, K_STS = (
     ("apps", "daemonsets"),
     ("apps", "statefulsets"),
 )
-K_JOB, K_CRONJOB = ("batch", "jobs"), ("batch", "cronjobs")
+K_JOB = ("batch", "jobs")
 PULL_LOG_CAP = 2000
 
 
