@@ -57,6 +57,41 @@ class NodegroupPlan:
 
 def plan_nodegroup(doc: Any, stack: Stack, source: str = "nodegroup file") -> NodegroupPlan:
     """Validate the eksctl file against the stack and map it; ConfigError names the key path."""
+    ng = _the_nodegroup(doc, stack, source)
+    key = _Keys(ng, source, "managedNodeGroups[0]")
+    defaults: Nodegroup = stack.nodegroup
+    name = _name(key)
+    types = _instance_types(key)
+    min_size, desired, max_size = _sizes(key)
+    ami = _ami_type(key, defaults.ami_type)
+    labels = dict(defaults.labels)
+    labels.update({str(k): str(v) for k, v in (ng.get("labels") or {}).items()})
+    taints = _taints(key, [(t.key, t.value, t.effect.value) for t in defaults.taints])
+    iam = ng.get("iam") or {}
+    role = str(iam["instanceRoleARN"]) if iam.get("instanceRoleARN") else defaults.node_role
+    subnets = ng.get("subnets") or []
+    private = ng.get("privateNetworking", False)
+    if not isinstance(private, bool):
+        raise ConfigError(f"{source}: {key.path}.privateNetworking must be true or false", observed=f"got {private!r}")
+    return NodegroupPlan(
+        name=name,
+        instance_types=types,
+        min_size=min_size,
+        max_size=max_size,
+        desired_size=desired,
+        private_networking=private,
+        disk_size_gib=key.integer("volumeSize", defaults.disk_size_gib) or defaults.disk_size_gib,
+        ami_type=ami,
+        labels=labels,
+        taints=taints,
+        subnets=tuple(str(s) for s in subnets),
+        node_role=role,
+        tags={str(k): str(v) for k, v in (ng.get("tags") or {}).items()},
+    )
+
+
+def _the_nodegroup(doc: Any, stack: Stack, source: str) -> dict[str, Any]:
+    """The one managed nodegroup of an eksctl ClusterConfig for the stack's cluster, with only keys we honour."""
     if (
         not isinstance(doc, dict)
         or doc.get("kind") != "ClusterConfig"
@@ -86,25 +121,38 @@ def plan_nodegroup(doc: Any, stack: Stack, source: str = "nodegroup file") -> No
             observed=f"got {groups!r}"[:200],
             hint="one nodegroup per stack, as in the runbook",
         )
-    ng = groups[0]
-    path = "managedNodeGroups[0]"
+    ng: dict[str, Any] = groups[0]
     unknown = sorted(set(ng) - _SUPPORTED_NG_KEYS)
     if unknown:
         raise ConfigError(
-            f"{source}: {path} has keys this flow cannot honour: {', '.join(unknown)}",
+            f"{source}: managedNodeGroups[0] has keys this flow cannot honour: {', '.join(unknown)}",
             hint=f"remove them, or use nodegroup_method=eksctl; supported: {', '.join(sorted(_SUPPORTED_NG_KEYS))}",
         )
-    defaults: Nodegroup = stack.nodegroup
+    return ng
 
-    def _int(key: str, default: int | None) -> int | None:
-        v = ng.get(key, default)
+
+@dataclass(frozen=True)
+class _Keys:
+    """The nodegroup's keys, and where they are (for the errors)."""
+
+    ng: dict[str, Any]
+    source: str
+    path: str
+
+    def where(self, key: str) -> str:
+        return f"{self.source}: {self.path}.{key}"
+
+    def integer(self, key: str, default: int | None) -> int | None:
+        v = self.ng.get(key, default)
         if v is None:
             return None
         if not isinstance(v, int) or isinstance(v, bool) or v < 0:
-            raise ConfigError(f"{source}: {path}.{key} must be a non-negative integer", observed=f"got {v!r}")
+            raise ConfigError(f"{self.where(key)} must be a non-negative integer", observed=f"got {v!r}")
         return v
 
-    name = ng.get("name")
+
+def _name(key: _Keys) -> str:
+    name = key.ng.get("name")
     if (
         not isinstance(name, str)
         or not name
@@ -112,65 +160,60 @@ def plan_nodegroup(doc: Any, stack: Stack, source: str = "nodegroup file") -> No
         or not all(c.isalnum() or c in "-_" for c in name)
         or len(name) > 63
     ):
-        raise ConfigError(f"{source}: {path}.name must be 1-63 letters, digits, '-' or '_'", observed=f"got {name!r}")
+        raise ConfigError(f"{key.where('name')} must be 1-63 letters, digits, '-' or '_'", observed=f"got {name!r}")
+    return name
+
+
+def _instance_types(key: _Keys) -> tuple[str, ...]:
+    ng = key.ng
     types = ng.get("instanceTypes") or ([ng["instanceType"]] if "instanceType" in ng else None)
     if not types or not all(isinstance(t, str) and t.replace(".", "").replace("-", "").isalnum() for t in types):
         raise ConfigError(
-            f"{source}: {path}.instanceType is missing or malformed",
+            f"{key.where('instanceType')} is missing or malformed",
             observed=f"got {types!r}",
             hint="e.g. instanceType: m5.xlarge",
         )
-    desired = _int("desiredCapacity", None)
-    min_size = _int("minSize", desired)
-    max_size = _int("maxSize", desired)
+    return tuple(types)
+
+
+def _sizes(key: _Keys) -> tuple[int, int, int]:
+    """(minSize, desiredCapacity, maxSize); min and max default to desired."""
+    desired = key.integer("desiredCapacity", None)
+    min_size = key.integer("minSize", desired)
+    max_size = key.integer("maxSize", desired)
     if desired is None or min_size is None or max_size is None:
-        raise ConfigError(f"{source}: {path}.desiredCapacity is required", hint="e.g. desiredCapacity: 2")
+        raise ConfigError(f"{key.where('desiredCapacity')} is required", hint="e.g. desiredCapacity: 2")
     if not (min_size <= desired <= max_size) or max_size < 1:
         raise ConfigError(
-            f"{source}: {path}: need minSize <= desiredCapacity <= maxSize and maxSize >= 1",
+            f"{key.source}: {key.path}: need minSize <= desiredCapacity <= maxSize and maxSize >= 1",
             observed=f"min={min_size} desired={desired} max={max_size}",
         )
-    ami = defaults.ami_type
-    if "amiFamily" in ng:
-        if ng["amiFamily"] not in _AMI_FAMILY:
-            raise ConfigError(
-                f"{source}: {path}.amiFamily {ng['amiFamily']!r} is not supported",
-                hint=f"use one of {', '.join(_AMI_FAMILY)}",
-            )
-        ami = _AMI_FAMILY[ng["amiFamily"]]
-    labels = dict(defaults.labels)
-    labels.update({str(k): str(v) for k, v in (ng.get("labels") or {}).items()})
-    taints = [(t.key, t.value, t.effect.value) for t in defaults.taints]
-    for i, t in enumerate(ng.get("taints") or []):
+    return min_size, desired, max_size
+
+
+def _ami_type(key: _Keys, default: str) -> str:
+    if "amiFamily" not in key.ng:
+        return default
+    family = key.ng["amiFamily"]
+    if family not in _AMI_FAMILY:
+        raise ConfigError(
+            f"{key.where('amiFamily')} {family!r} is not supported",
+            hint=f"use one of {', '.join(_AMI_FAMILY)}",
+        )
+    return _AMI_FAMILY[family]
+
+
+def _taints(key: _Keys, defaults: list[tuple[str, str, str]]) -> tuple[tuple[str, str, str], ...]:
+    """The stack's default taints, then the file's (key, value, EKS effect)."""
+    taints = list(defaults)
+    for i, t in enumerate(key.ng.get("taints") or []):
         if not isinstance(t, dict) or t.get("effect") not in _EFFECT or not t.get("key"):
             raise ConfigError(
-                f"{source}: {path}.taints[{i}] needs key and effect (NoSchedule|NoExecute|PreferNoSchedule)",
+                f"{key.source}: {key.path}.taints[{i}] needs key and effect (NoSchedule|NoExecute|PreferNoSchedule)",
                 observed=f"got {t!r}",
             )
         taints.append((str(t["key"]), str(t.get("value", "")), _EFFECT[t["effect"]]))
-    role = defaults.node_role
-    iam = ng.get("iam") or {}
-    if iam.get("instanceRoleARN"):
-        role = str(iam["instanceRoleARN"])
-    subnets = ng.get("subnets") or []
-    private = ng.get("privateNetworking", False)
-    if not isinstance(private, bool):
-        raise ConfigError(f"{source}: {path}.privateNetworking must be true or false", observed=f"got {private!r}")
-    return NodegroupPlan(
-        name=name,
-        instance_types=tuple(types),
-        min_size=min_size,
-        max_size=max_size,
-        desired_size=desired,
-        private_networking=private,
-        disk_size_gib=_int("volumeSize", defaults.disk_size_gib) or defaults.disk_size_gib,
-        ami_type=ami,
-        labels=labels,
-        taints=tuple(taints),
-        subnets=tuple(str(s) for s in subnets),
-        node_role=role,
-        tags={str(k): str(v) for k, v in (ng.get("tags") or {}).items()},
-    )
+    return tuple(taints)
 
 
 def create_nodegroup_request(plan: NodegroupPlan, cluster: str, subnets: list[str], role_arn: str) -> dict[str, Any]:

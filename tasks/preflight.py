@@ -125,6 +125,20 @@ def recovery_commands(state: ReleaseState, helm: str = "helm") -> list[str]:
 
 
 def evaluate(facts: ClusterFacts, rendered_values: dict[str, dict[str, Any]]) -> list[str]:
+    """Every problem that blocks the install, each with its fix (empty: go)."""
+    return [
+        *_default_addon_problems(facts),
+        *_foreign_node_problems(facts),
+        *_servicemonitor_problems(facts, rendered_values),
+        *_admin_problems(facts),
+        *_release_problems(facts),
+        *facts.values_errors,
+        *facts.nodegroup_errors,
+    ]
+
+
+def _default_addon_problems(facts: ClusterFacts) -> list[str]:
+    """The default add-ons (vpc-cni, kube-proxy) as EKS add-ons or as their DaemonSets."""
     problems: list[str] = []
     present_addons = [a for a in (facts.addons or []) if a in CONFLICTING_ADDONS]
     if present_addons:
@@ -140,39 +154,58 @@ def evaluate(facts: ClusterFacts, rendered_values: dict[str, dict[str, Any]]) ->
             f"add-ons. Fix: `kubectl -n kube-system delete daemonset {' '.join(present_ds)}` (on a cluster without "
             "workloads) or recreate it with addonsConfig.disableDefaultAddons: true"
         )
+    return problems
+
+
+def _foreign_node_problems(facts: ClusterFacts) -> list[str]:
     cilium = facts.releases.get(facts.cilium_release)
     cilium_installed = cilium is not None and cilium.status == "deployed"
     # Nodes of the stack's own nodegroup are a resumed install (a run that died after creating the nodegroup, which
     # it does only once Cilium's objects exist; without default add-ons no other CNI can have initialised them):
     # they stay NotReady until Cilium runs. Any other node may carry another CNI for good.
     foreign = [n for n in facts.nodes if not facts.own_nodegroup or facts.node_nodegroups.get(n) != facts.own_nodegroup]
-    if foreign and not cilium_installed:
-        shown = ", ".join(foreign[:5]) + (" ..." if len(foreign) > 5 else "")
-        problems.append(
-            f"{len(foreign)} node(s) outside the stack's nodegroup already exist ({shown}) but Cilium is "
-            "not installed: a node initialised by "
-            "another CNI keeps it. Fix: delete those nodegroups (and their nodes) before the install; they are "
-            "replaced by the stack's nodegroup once Cilium is in place"
-        )
-    if not facts.servicemonitor_crd:
-        paths = sorted({p for v in rendered_values.values() for p in service_monitor_paths(v)})
-        if paths:
-            problems.append(
-                f"the ServiceMonitor CRD ({SERVICEMONITOR_CRD}) is missing but the values enable ServiceMonitors at "
-                f"{', '.join(paths)}. Fix: install the Prometheus operator CRDs first, e.g. `helm "
-                "install prometheus-operator-crds "
-                "prometheus-community/prometheus-operator-crds`, or set each path's trustCRDsExist: true"
-            )
-    if not facts.admin_allowed:
-        problems.append(
-            f"the caller {facts.principal} is not cluster-admin in {facts.cluster} "
-            "(SelfSubjectAccessReview for '*' on '*' "
-            f"was denied{': ' + facts.admin_reason if facts.admin_reason else ''}). Fix: `aws eks create-access-entry "
-            f"--cluster-name {facts.cluster} --principal-arn {facts.principal}` and `aws eks associate-access-policy "
-            f"--cluster-name {facts.cluster} --principal-arn {facts.principal} --access-scope "
-            "type=cluster --policy-arn "
-            "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy`"
-        )
+    if not foreign or cilium_installed:
+        return []
+    shown = ", ".join(foreign[:5]) + (" ..." if len(foreign) > 5 else "")
+    return [
+        f"{len(foreign)} node(s) outside the stack's nodegroup already exist ({shown}) but Cilium is "
+        "not installed: a node initialised by "
+        "another CNI keeps it. Fix: delete those nodegroups (and their nodes) before the install; they are "
+        "replaced by the stack's nodegroup once Cilium is in place"
+    ]
+
+
+def _servicemonitor_problems(facts: ClusterFacts, rendered_values: dict[str, dict[str, Any]]) -> list[str]:
+    if facts.servicemonitor_crd:
+        return []
+    paths = sorted({p for v in rendered_values.values() for p in service_monitor_paths(v)})
+    if not paths:
+        return []
+    return [
+        f"the ServiceMonitor CRD ({SERVICEMONITOR_CRD}) is missing but the values enable ServiceMonitors at "
+        f"{', '.join(paths)}. Fix: install the Prometheus operator CRDs first, e.g. `helm "
+        "install prometheus-operator-crds "
+        "prometheus-community/prometheus-operator-crds`, or set each path's trustCRDsExist: true"
+    ]
+
+
+def _admin_problems(facts: ClusterFacts) -> list[str]:
+    if facts.admin_allowed:
+        return []
+    return [
+        f"the caller {facts.principal} is not cluster-admin in {facts.cluster} "
+        "(SelfSubjectAccessReview for '*' on '*' "
+        f"was denied{': ' + facts.admin_reason if facts.admin_reason else ''}). Fix: `aws eks create-access-entry "
+        f"--cluster-name {facts.cluster} --principal-arn {facts.principal}` and `aws eks associate-access-policy "
+        f"--cluster-name {facts.cluster} --principal-arn {facts.principal} --access-scope "
+        "type=cluster --policy-arn "
+        "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy`"
+    ]
+
+
+def _release_problems(facts: ClusterFacts) -> list[str]:
+    """Releases stuck from an earlier run (unless the flow recovers them), missing chart versions, render errors."""
+    problems: list[str] = []
     for name, state in facts.releases.items():
         if needs_recovery(state.status) and not facts.recover_pending:
             problems.append(
@@ -188,6 +221,4 @@ def evaluate(facts: ClusterFacts, rendered_values: dict[str, dict[str, Any]]) ->
         problems.append(f"release {name}: {msg}")
     for name, msg in facts.render_errors.items():
         problems.append(f"release {name}: the chart does not render with these values against this cluster: {msg}")
-    problems.extend(facts.values_errors)
-    problems.extend(facts.nodegroup_errors)
     return problems

@@ -306,88 +306,84 @@ def cluster_id_findings(stack: Stack, cilium_name: str, cil: dict[str, Any]) -> 
 
 def check_values(stack: Stack, rendered: dict[str, dict[str, Any]]) -> list[Finding]:
     """Cross-checks between the rendered values and the stack. Errors block the run; warnings are logged."""
-    findings: list[Finding] = []
     cilium_name, _ = stack.cilium
     cil = rendered.get(cilium_name, {})
     prefix = f"{cilium_name}."
-    gates = _get(cil, "enterprise.featureGate.approved") or []
-    if not isinstance(gates, list):
-        findings.append(
-            Finding(
-                Severity.error,
-                prefix + "enterprise.featureGate.approved",
-                f"must be a list of feature gate names, got {type(gates).__name__}",
-                "write it as a YAML list, e.g. [DNSProxyHA, HubbleTimescape]",
-            )
-        )
-        gates = []
+    gates, findings = _approved_gates(prefix, cil)
     findings += feature_gate_findings(prefix + "enterprise.featureGate.approved", gates)
     findings += cluster_id_findings(stack, cilium_name, cil)
+    findings += _timescape_findings(prefix, cil, gates)
+    findings += _dnsproxy_findings(stack, prefix, cil, gates)
+    findings += _service_host_findings(prefix, cil)
+    findings += _masquerade_findings(prefix, cil)
+    return findings
 
-    if _truthy(_get(cil, "hubble.timescape.enabled")) and "HubbleTimescape" not in gates:
-        findings.append(
-            Finding(
-                Severity.error,
-                prefix + "hubble.timescape.enabled",
-                "Hubble Timescape is enabled but the HubbleTimescape feature gate is not approved",
-                "add HubbleTimescape to enterprise.featureGate.approved, or disable hubble.timescape",
-            )
-        )
+
+def _one(severity: Severity, path: str, problem: str, fix: str) -> list[Finding]:
+    return [Finding(severity, path, problem, fix)]
+
+
+def _approved_gates(prefix: str, cil: dict[str, Any]) -> tuple[list[Any], list[Finding]]:
+    """The approved feature gates ([] when they are not a list, which is an error)."""
+    gates = _get(cil, "enterprise.featureGate.approved") or []
+    if isinstance(gates, list):
+        return gates, []
+    problem = f"must be a list of feature gate names, got {type(gates).__name__}"
+    fix = "write it as a YAML list, e.g. [DNSProxyHA, HubbleTimescape]"
+    return [], _one(Severity.error, prefix + "enterprise.featureGate.approved", problem, fix)
+
+
+def _timescape_findings(prefix: str, cil: dict[str, Any], gates: list[Any]) -> list[Finding]:
+    if not _truthy(_get(cil, "hubble.timescape.enabled")) or "HubbleTimescape" in gates:
+        return []
+    problem = "Hubble Timescape is enabled but the HubbleTimescape feature gate is not approved"
+    fix = "add HubbleTimescape to enterprise.featureGate.approved, or disable hubble.timescape"
+    return _one(Severity.error, prefix + "hubble.timescape.enabled", problem, fix)
+
+
+def _dnsproxy_findings(stack: Stack, prefix: str, cil: dict[str, Any], gates: list[Any]) -> list[Finding]:
+    """The DNS proxy (in the values or as a release of the stack) needs the DNSProxyHA gate."""
     dnsproxy = stack.release_for(Component.dnsproxy)
     wants_dnsproxy = _truthy(_get(cil, "extraConfig.external-dns-proxy")) or (
         dnsproxy is not None and dnsproxy[1].enabled
     )
-    if wants_dnsproxy and "DNSProxyHA" not in gates:
-        why = (
-            'extraConfig.external-dns-proxy is "true"'
-            if _truthy(_get(cil, "extraConfig.external-dns-proxy"))
-            else f"release {dnsproxy[0]!r} (cilium-dnsproxy) is enabled"
-            if dnsproxy
-            else ""
-        )
-        findings.append(
-            Finding(
-                Severity.error,
-                prefix + "enterprise.featureGate.approved",
-                f"{why} but the DNSProxyHA feature gate is not approved",
-                "add DNSProxyHA to enterprise.featureGate.approved",
-            )
-        )
-    kpr = _get(cil, "kubeProxyReplacement")
-    if _truthy(kpr):
-        host = _get(cil, "k8sServiceHost")
-        if not host:
-            findings.append(
-                Finding(
-                    Severity.error,
-                    prefix + "k8sServiceHost",
-                    "kubeProxyReplacement is on but k8sServiceHost is not set",
-                    "set k8sServiceHost to the cluster endpoint host (the flow fills it in from EKS)",
-                )
-            )
-        elif ENDPOINT_PLACEHOLDER in str(host):
-            findings.append(
-                Finding(
-                    Severity.error,
-                    prefix + "k8sServiceHost",
-                    f"still holds the placeholder {ENDPOINT_PLACEHOLDER}",
-                    "render with the cluster endpoint (--endpoint URL) or let the flow discover it",
-                )
-            )
-    if (
-        _get(cil, "ipam.mode") == "eni"
-        and _get(cil, "routingMode") == "native"
-        and _get(cil, "enableIPv4Masquerade") is not False
-    ):
-        findings.append(
-            Finding(
-                Severity.warning,
-                prefix + "enableIPv4Masquerade",
-                "ENI IPAM with native routing expects IPv4 masquerading off (pods use VPC addresses)",
-                "set enableIPv4Masquerade: false unless you need SNAT",
-            )
-        )
-    return findings
+    if not wants_dnsproxy or "DNSProxyHA" in gates:
+        return []
+    why = (
+        'extraConfig.external-dns-proxy is "true"'
+        if _truthy(_get(cil, "extraConfig.external-dns-proxy"))
+        else f"release {dnsproxy[0]!r} (cilium-dnsproxy) is enabled"
+        if dnsproxy
+        else ""
+    )
+    problem = f"{why} but the DNSProxyHA feature gate is not approved"
+    fix = "add DNSProxyHA to enterprise.featureGate.approved"
+    return _one(Severity.error, prefix + "enterprise.featureGate.approved", problem, fix)
+
+
+def _service_host_findings(prefix: str, cil: dict[str, Any]) -> list[Finding]:
+    """Without kube-proxy the agents reach the API server through k8sServiceHost: it must be the real endpoint."""
+    if not _truthy(_get(cil, "kubeProxyReplacement")):
+        return []
+    host = _get(cil, "k8sServiceHost")
+    if not host:
+        problem = "kubeProxyReplacement is on but k8sServiceHost is not set"
+        fix = "set k8sServiceHost to the cluster endpoint host (the flow fills it in from EKS)"
+        return _one(Severity.error, prefix + "k8sServiceHost", problem, fix)
+    if ENDPOINT_PLACEHOLDER in str(host):
+        problem = f"still holds the placeholder {ENDPOINT_PLACEHOLDER}"
+        fix = "render with the cluster endpoint (--endpoint URL) or let the flow discover it"
+        return _one(Severity.error, prefix + "k8sServiceHost", problem, fix)
+    return []
+
+
+def _masquerade_findings(prefix: str, cil: dict[str, Any]) -> list[Finding]:
+    native_eni = _get(cil, "ipam.mode") == "eni" and _get(cil, "routingMode") == "native"
+    if not native_eni or _get(cil, "enableIPv4Masquerade") is False:
+        return []
+    problem = "ENI IPAM with native routing expects IPv4 masquerading off (pods use VPC addresses)"
+    fix = "set enableIPv4Masquerade: false unless you need SNAT"
+    return _one(Severity.warning, prefix + "enableIPv4Masquerade", problem, fix)
 
 
 def errors_of(findings: list[Finding]) -> list[Finding]:

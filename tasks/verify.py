@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from tasks import readiness
-from tasks.model import Stack
+from tasks.model import Release, Stack, Workload
 
 
 @dataclass(frozen=True)
@@ -87,72 +87,85 @@ def cluster_identity_check(stack: Stack, data: dict[str, Any] | None) -> Check:
 
 
 def build_checks(stack: Stack, expected_nodes: int, obs: Observed) -> list[Check]:
-    checks: list[Check] = []
+    """Every check of the report, in the order it shows them."""
     ready_nodes = [n for n in obs.nodes if readiness.node_ready(n)]
-    checks.append(
+    checks = [
         Check(
             "nodes Ready",
             f"{expected_nodes} Ready",
             f"{len(ready_nodes)} Ready of {len(obs.nodes)}",
             len(ready_nodes) >= expected_nodes,
         )
-    )
+    ]
     node_names = {n["metadata"]["name"] for n in ready_nodes}
     for rname, rel in stack.releases.items():
-        if not rel.enabled:
-            continue
-        state = obs.releases.get(rname) or {}
-        checks.append(
-            Check(
-                f"{rname}: release",
-                f"deployed, chart {rel.version}",
-                f"{state.get('status', 'not installed')}, chart {state.get('version', '-')}",
-                state.get("status") == "deployed"
-                and str(state.get("version", "")).lstrip("v") == rel.version.lstrip("v"),
-            )
-        )
-        for w in rel.workloads:
-            v = obs.workloads.get((rname, w.role))
-            title = f"{rname}: {ROLE_TITLES.get(w.role, w.role)} ({w.kind.value} {w.name})"
-            expected = {
-                "DaemonSet": "rolled out on every node",
-                "Deployment": "all replicas available",
-                "Job": "complete",
-                "StatefulSet": "all replicas ready",
-            }[w.kind.value]
-            rendered = obs.expected_replicas.get((rname, w.role))
-            if rendered is not None and w.kind.value in ("Deployment", "StatefulSet"):
-                expected = f"{expected} ({rendered} rendered)"
-            checks.append(Check(title, expected, v.summary if v else "not checked", bool(v and v.ready)))
-            if w.per_node and w.kind.value == "DaemonSet":
-                pods = [p for p in obs.agent_pods.get(f"{rname}/{w.role}", []) if _running_ready(p)]
-                per_node = {p["spec"].get("nodeName") for p in pods}
-                one_each = node_names <= per_node and len(pods) == len(per_node)
-                checks.append(
-                    Check(
-                        f"{rname}: one {w.name} pod Running per node",
-                        f"{len(node_names)} (one per Ready node)",
-                        f"{len(pods)} Running on {len(per_node & node_names)} of {len(node_names)} nodes",
-                        one_each and bool(node_names),
-                    )
-                )
-        if rel.service_monitors:
-            present = obs.service_monitors.get(rel.namespace)
-            missing = sorted(set(rel.service_monitors) - set(present or []))
-            checks.append(
-                Check(
-                    f"{rname}: ServiceMonitors",
-                    ", ".join(rel.service_monitors),
-                    "CRD missing"
-                    if present is None
-                    else ("all present" if not missing else f"missing {', '.join(missing)}"),
-                    present is not None and not missing,
-                )
-            )
+        if rel.enabled:
+            checks += _release_checks(rname, rel, obs, node_names)
     if stack.cilium[1].enabled:
         checks.append(cluster_identity_check(stack, obs.cilium_config))
     conflicting = [d for d in obs.kube_system_daemonsets if d in ("aws-node", "kube-proxy")]
     checks.append(Check("no aws-node / kube-proxy", "absent", ", ".join(conflicting) or "absent", not conflicting))
+    return checks
+
+
+def _release_checks(rname: str, rel: Release, obs: Observed, node_names: set[str]) -> list[Check]:
+    """The release deployed at its chart version, each of its workloads, its ServiceMonitors."""
+    state = obs.releases.get(rname) or {}
+    checks = [
+        Check(
+            f"{rname}: release",
+            f"deployed, chart {rel.version}",
+            f"{state.get('status', 'not installed')}, chart {state.get('version', '-')}",
+            state.get("status") == "deployed" and str(state.get("version", "")).lstrip("v") == rel.version.lstrip("v"),
+        )
+    ]
+    for w in rel.workloads:
+        checks += _workload_checks(rname, w, obs, node_names)
+    if rel.service_monitors:
+        present = obs.service_monitors.get(rel.namespace)
+        missing = sorted(set(rel.service_monitors) - set(present or []))
+        checks.append(
+            Check(
+                f"{rname}: ServiceMonitors",
+                ", ".join(rel.service_monitors),
+                "CRD missing"
+                if present is None
+                else ("all present" if not missing else f"missing {', '.join(missing)}"),
+                present is not None and not missing,
+            )
+        )
+    return checks
+
+
+_EXPECTED = {
+    "DaemonSet": "rolled out on every node",
+    "Deployment": "all replicas available",
+    "Job": "complete",
+    "StatefulSet": "all replicas ready",
+}
+
+
+def _workload_checks(rname: str, w: Workload, obs: Observed, node_names: set[str]) -> list[Check]:
+    """The workload's rollout; for a per-node DaemonSet also one Running pod on every Ready node."""
+    v = obs.workloads.get((rname, w.role))
+    title = f"{rname}: {ROLE_TITLES.get(w.role, w.role)} ({w.kind.value} {w.name})"
+    expected = _EXPECTED[w.kind.value]
+    rendered = obs.expected_replicas.get((rname, w.role))
+    if rendered is not None and w.kind.value in ("Deployment", "StatefulSet"):
+        expected = f"{expected} ({rendered} rendered)"
+    checks = [Check(title, expected, v.summary if v else "not checked", bool(v and v.ready))]
+    if w.per_node and w.kind.value == "DaemonSet":
+        pods = [p for p in obs.agent_pods.get(f"{rname}/{w.role}", []) if _running_ready(p)]
+        per_node = {p["spec"].get("nodeName") for p in pods}
+        one_each = node_names <= per_node and len(pods) == len(per_node)
+        checks.append(
+            Check(
+                f"{rname}: one {w.name} pod Running per node",
+                f"{len(node_names)} (one per Ready node)",
+                f"{len(pods)} Running on {len(per_node & node_names)} of {len(node_names)} nodes",
+                one_each and bool(node_names),
+            )
+        )
     return checks
 
 
