@@ -29,6 +29,11 @@ K_NAMESPACES: Key = ("", "namespaces")
 _SERVER_SET = ("resourceVersion", "deletionTimestamp", "generation", "creationTimestamp")
 _KEPT_ON_UPDATE = ("uid", "creationTimestamp", "namespace", "generation", "deletionTimestamp")
 CRD = "CustomResourceDefinition"
+INITIAL_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+KUBERNETES_SERVICE = {
+    "metadata": {"name": "kubernetes", "namespace": "default", "labels": {"component": "apiserver"}},
+    "spec": {"clusterIP": "10.100.0.1", "ports": [{"name": "https", "port": 443, "targetPort": 443}]},
+}
 
 
 # ---- owner references -------------------------------------------------------------------------------------
@@ -145,6 +150,13 @@ class Objects:
 
     def namespace_exists(self, ns: str) -> bool:
         return self.store.get(K_NAMESPACES, "", ns) is not None
+
+    def bootstrap(self) -> Objects:
+        """What a new cluster has: its four namespaces and the `kubernetes` Service."""
+        for ns in INITIAL_NAMESPACES:
+            self.create_kind("v1", "Namespace", {"metadata": {"name": ns}})
+        self.create_kind("v1", "Service", KUBERNETES_SERVICE, "default")
+        return self
 
     def kind(self, api_version: str, kind: str) -> ResourceType:
         rt = self.registry.by_kind(api_version, kind)

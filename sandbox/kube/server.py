@@ -36,11 +36,6 @@ __all__ = ["AccessPolicy", "ApiError", "Emulator", "FaultRule", "check_eks_token
 
 REQUEST_LOG_CAP = 2000
 BAD_REQUEST_ERRORS = (SelectorError, PatchError, protobuf.ProtobufError, yaml.YAMLError, json.JSONDecodeError)
-INITIAL_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
-KUBERNETES_SERVICE = {
-    "metadata": {"name": "kubernetes", "namespace": "default", "labels": {"component": "apiserver"}},
-    "spec": {"clusterIP": "10.100.0.1", "ports": [{"name": "https", "port": 443, "targetPort": 443}]},
-}
 
 
 class Emulator:
@@ -61,9 +56,7 @@ class Emulator:
         self.patcher = Patcher(self.handlers)
         self.app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=[self._middleware])
         self._routes()
-        for ns in INITIAL_NAMESPACES:
-            self.objects.create_kind("v1", "Namespace", {"metadata": {"name": ns}})
-        self.objects.create_kind("v1", "Service", KUBERNETES_SERVICE, "default")
+        self.objects.bootstrap()
 
     # ---- what the sandbox and the tests call -------------------------------------------------------------
     def create_object(self, rt: ResourceType, obj: Obj, namespace: str | None, dry_run: bool = False) -> Obj:

@@ -15,6 +15,7 @@ from typing import Any
 from sandbox.kube.controllers.config import SimConfig
 from sandbox.kube.controllers.events import EventRecorder
 from sandbox.kube.objects import Obj, Objects, controlled_by, owner_ref
+from sandbox.kube.registry import Registry
 from sandbox.kube.store import Store, now_iso
 
 K_NS, K_NODE, K_POD, K_EVENT, K_SECRET = (
@@ -47,6 +48,23 @@ class Clock:
         return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.time()))
 
 
+class ManualClock(Clock):
+    """A clock that moves only when told to (`advance`): deterministic simulations and the unit tests."""
+
+    def __init__(self, wall: float = 1_700_000_000.0, mono: float = 1_000.0) -> None:
+        self.wall, self.mono = wall, mono
+
+    def monotonic(self) -> float:
+        return self.mono
+
+    def time(self) -> float:
+        return self.wall
+
+    def advance(self, seconds: float) -> None:
+        self.wall += seconds
+        self.mono += seconds
+
+
 @dataclass
 class Context:
     """One cluster's simulation state, handed to every controller."""
@@ -60,6 +78,11 @@ class Context:
 
     def __post_init__(self) -> None:
         self.events = EventRecorder(self.objects)
+
+    @classmethod
+    def fresh(cls, config: SimConfig | None = None, clock: Clock | None = None) -> Context:
+        """A new cluster of its own (store, registry, initial namespaces), without the HTTP server."""
+        return cls(Objects(Store(), Registry()).bootstrap(), config or SimConfig(), clock or Clock())
 
     @property
     def store(self) -> Store:

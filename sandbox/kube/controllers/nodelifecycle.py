@@ -81,7 +81,10 @@ class NodeLifecycle:
             elif not want_ready:
                 self.ctx.timers.pop("node-ready:" + name, None)
             if want_ready != node_ready(node):
-                self.ctx.store.update(K_NODE, self._with_ready(node, want_ready), bump_generation=False)
+                self.set_ready(node, want_ready)
+
+    def set_ready(self, node: Obj, ready: bool) -> Obj:
+        return self.ctx.store.update(K_NODE, self._with_ready(node, ready), bump_generation=False)
 
     @staticmethod
     def _with_ready(node: Obj, ready: bool) -> Obj:
