@@ -123,6 +123,29 @@ class Context:
         return self.objects.create_kind("v1", "Pod", {"metadata": meta, "spec": spec}, owner["metadata"]["namespace"])
 
 
+class Controller:
+    """A controller of one kind: `sync` each object of `key` in a pass; `status` each in the status pass."""
+
+    key: tuple[str, str] = ("", "")
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    def reconcile(self) -> None:
+        for obj in list(self.ctx.store.list(self.key)):
+            self.sync(obj)
+
+    def update_status(self) -> None:
+        for obj in list(self.ctx.store.list(self.key)):
+            self.status(obj)
+
+    def sync(self, obj: Obj) -> None:
+        raise NotImplementedError
+
+    def status(self, obj: Obj) -> None:
+        raise NotImplementedError
+
+
 def spec_hash(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:10]
 

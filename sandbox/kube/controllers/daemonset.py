@@ -9,7 +9,7 @@ from sandbox.kube.controllers.base import (
     K_DS,
     K_NODE,
     K_POD,
-    Context,
+    Controller,
     labels_of,
     pod_ready,
     schedulable_on,
@@ -41,17 +41,8 @@ def default_tolerations(tpl_spec: dict[str, Any]) -> list[dict[str, Any]]:
     return tolerations
 
 
-class DaemonSetController:
-    def __init__(self, ctx: Context) -> None:
-        self.ctx = ctx
-
-    def reconcile(self) -> None:
-        for ds in list(self.ctx.store.list(K_DS)):
-            self.sync(ds)
-
-    def update_status(self) -> None:
-        for ds in list(self.ctx.store.list(K_DS)):
-            self.status(ds)
+class DaemonSetController(Controller):
+    key = K_DS
 
     def sync(self, ds: Obj) -> None:
         tpl = ds.get("spec", {}).get("template", {})

@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from sandbox.kube.controllers.base import K_DEPLOY, K_RS, Context, cond, labels_of, spec_hash
+from sandbox.kube.controllers.base import K_DEPLOY, K_RS, Controller, cond, labels_of, spec_hash
 from sandbox.kube.objects import Obj, owner_ref, set_status
 from sandbox.kube.store import now_iso
 
@@ -24,17 +24,8 @@ def _with_hash(rs: Obj, h: str) -> bool:
     return labels_of(rs).get(TEMPLATE_HASH) == h
 
 
-class DeploymentController:
-    def __init__(self, ctx: Context) -> None:
-        self.ctx = ctx
-
-    def reconcile(self) -> None:
-        for d in list(self.ctx.store.list(K_DEPLOY)):
-            self.sync(d)
-
-    def update_status(self) -> None:
-        for d in list(self.ctx.store.list(K_DEPLOY)):
-            self.status(d)
+class DeploymentController(Controller):
+    key = K_DEPLOY
 
     def sync(self, d: Obj) -> None:
         spec = d.get("spec", {})

@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from sandbox.kube.controllers.base import K_JOB, K_POD, Context, cond, pod_ready, suffix
+from sandbox.kube.controllers.base import K_JOB, K_POD, Controller, cond, pod_ready, suffix
 from sandbox.kube.objects import Obj, set_status
 
 FINISHED = ("Succeeded", "Failed")
@@ -21,13 +21,8 @@ def _phase_count(pods: list[Obj], phase: str) -> int:
     return sum(1 for p in pods if p.get("status", {}).get("phase") == phase)
 
 
-class JobController:
-    def __init__(self, ctx: Context) -> None:
-        self.ctx = ctx
-
-    def reconcile(self) -> None:
-        for job in list(self.ctx.store.list(K_JOB)):
-            self.sync(job)
+class JobController(Controller):
+    key = K_JOB
 
     def sync(self, job: Obj) -> None:
         if finished(job):

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-from sandbox.kube.controllers.base import K_POD, K_RS, Context, pod_ready, suffix
+from sandbox.kube.controllers.base import K_POD, K_RS, Controller, pod_ready, suffix
 from sandbox.kube.objects import Obj, set_status
 
 
-class ReplicaSetController:
-    def __init__(self, ctx: Context) -> None:
-        self.ctx = ctx
-
-    def reconcile(self) -> None:
-        for rs in list(self.ctx.store.list(K_RS)):
-            self.sync(rs)
+class ReplicaSetController(Controller):
+    key = K_RS
 
     def sync(self, rs: Obj) -> None:
         pods = [p for p in self.ctx.owned(K_POD, rs) if not p["metadata"].get("deletionTimestamp")]

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-from sandbox.kube.controllers.base import K_POD, K_STS, Context, labels_of, pod_ready, spec_hash
+from sandbox.kube.controllers.base import K_POD, K_STS, Controller, labels_of, pod_ready, spec_hash
 from sandbox.kube.objects import Obj, set_status
 
 
-class StatefulSetController:
-    def __init__(self, ctx: Context) -> None:
-        self.ctx = ctx
-
-    def reconcile(self) -> None:
-        for sts in list(self.ctx.store.list(K_STS)):
-            self.sync(sts)
+class StatefulSetController(Controller):
+    key = K_STS
 
     def sync(self, sts: Obj) -> None:
         want = int(sts["spec"].get("replicas", 1))
