@@ -17,7 +17,7 @@ from prefect.events import emit_event
 from flows.install_stack import PROJECT_ROOT, resolve_stack
 from tasks import drift
 from tasks.adapters import kube as kube_adapter
-from tasks.errors import EksCiliumError, PermanentError
+from tasks.errors import DriftDetected, EksCiliumError
 from tasks.model import Component, Stack
 from tasks.options import DEFAULT_OPTIONS, DriftMode, RunOptions
 from tasks.steps.access import (
@@ -42,13 +42,13 @@ from tasks.steps.workloads import check_workload
 DRIFT_EVENT = "eks-cilium.drift.detected"
 
 
-class DriftFound(PermanentError):
+class DriftFound(DriftDetected):
     """Raised when `fail_on_drift` is set and the report is not clean; `result` holds the report."""
 
     def __init__(self, result: dict[str, Any]) -> None:
         self.result = result
         super().__init__(
-            f"drift detected on {result['cluster']}",
+            f"{DriftDetected.MARKER} on {result['cluster']}",
             observed="; ".join(result["summary"]["problems"]),
             hint="run check-drift with mode=repair, or install-stack, to converge",
         )

@@ -14,6 +14,7 @@ from prefect.deployments import run_deployment
 from prefect.runtime import flow_run
 from pydantic import BaseModel, ConfigDict, Field
 
+from tasks.errors import DriftDetected
 from tasks.model import Stack
 from tasks.options import RunOptions
 from tasks.steps.threads import map_in_threads
@@ -61,7 +62,7 @@ def member_name(member: FleetMember) -> str:
 def classify(state_type: str, message: str) -> str:
     if state_type == "COMPLETED":
         return "ok"
-    if "drift detected" in message:
+    if DriftDetected.named_in(message):
         return "drifted"
     return "error"
 

@@ -12,7 +12,7 @@ from prefect.cache_policies import NO_CACHE
 
 from flows.install_stack import PROJECT_ROOT, resolve_stack
 from tasks import helm_argv
-from tasks.errors import CommandError, ConfigError
+from tasks.errors import ConfigError, ReleaseNotFound
 from tasks.model import Component, Stack
 from tasks.options import DEFAULT_OPTIONS, RunOptions
 from tasks.readiness import Verdict
@@ -93,9 +93,7 @@ def uninstall_release(ctx: Ctx, name: str) -> str:
     )
     try:
         ctx.helm().run(argv, what=f"uninstall release {name}", timeout=rel.timeout_seconds + 60)
-    except CommandError as e:
-        if "not found" not in e.stderr:
-            raise
+    except ReleaseNotFound:
         return f"release {name}: absent"
     get_run_logger().info("release %s uninstalled from %s", name, rel.namespace)
     return f"release {name}: uninstalled"

@@ -1,6 +1,8 @@
 """The project's error hierarchy: every error says what failed, what was observed and what to do next.
 
 `transient` errors are retried by tasks (throttling, 5xx, connection errors); everything else fails fast.
+The adapters raise the specific kinds below (AccessDenied, Throttled, ResourceNotFound, ReleaseNotFound) once, where
+they read the external system's answer, so callers catch a type and never match message text.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ class EksCiliumError(Exception):
         return (_rebuild, (type(self), self.__dict__.copy()))
 
 
-def _rebuild(cls: type[EksCiliumError], state: dict) -> EksCiliumError:
+def _rebuild(cls: type[EksCiliumError], state: dict[str, Any]) -> EksCiliumError:
     err = cls.__new__(cls)
     err.__dict__.update(state)
     Exception.__init__(err, str(err))
@@ -61,6 +63,30 @@ class PermanentError(EksCiliumError):
     """Retrying will not help: the cluster, the account or the chart is in a state the user must change."""
 
 
+class Throttled(TransientError):
+    """AWS throttled the request (a throttling error code, or HTTP 429)."""
+
+
+class AccessDenied(PermanentError):
+    """AWS refused the caller: an access-denied or credential error code, or HTTP 403."""
+
+
+class ResourceNotFound(PermanentError):
+    """The AWS resource does not exist (ResourceNotFoundException, NoSuchEntity, NotFoundException, or HTTP 404)."""
+
+
+class DriftDetected(PermanentError):
+    """The cluster differs from its stack (check_drift with fail_on_drift). `what` starts with MARKER: a parent run
+    (the fleet) sees only the child run's state message, which carries the error's text but not its type."""
+
+    MARKER = "drift detected"
+
+    @classmethod
+    def named_in(cls, state_message: str) -> bool:
+        """Whether a flow run's state message is this error's."""
+        return cls.MARKER in state_message
+
+
 class CommandError(EksCiliumError):
     """An external command (helm, kubectl, eksctl) failed. Keeps argv, return code and redacted stderr."""
 
@@ -83,6 +109,11 @@ class CommandError(EksCiliumError):
             observed=f"`{' '.join(self.argv)}` exited {returncode}: {stderr.strip()[-2000:]}",
             hint=hint,
         )
+
+
+class ReleaseNotFound(CommandError):
+    """helm answered that the release does not exist (`Error: release: not found`, also inside uninstall's
+    `Release not loaded: NAME: release: not found`)."""
 
 
 class SensorTimeout(EksCiliumError):

@@ -2,7 +2,8 @@
 
 The endpoint comes from the environment like any boto3 program (`AWS_ENDPOINT_URL`, which the sandbox sets
 to its moto server); nothing here knows about the sandbox. Errors become TransientError (throttling, 5xx,
-connection problems) or PermanentError (not found, access denied, invalid requests) with a hint.
+connection problems) or PermanentError (not found, access denied, invalid requests) with a hint; throttling,
+access denied and not found as their own kinds (Throttled, AccessDenied, ResourceNotFound), so callers catch types.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from botocore.config import Config
 from botocore.loaders import create_loader
 from botocore.regions import EndpointResolver
 
-from tasks.errors import ConfigError, PermanentError, TransientError
+from tasks.errors import AccessDenied, ConfigError, PermanentError, ResourceNotFound, Throttled, TransientError
 
 T = TypeVar("T")
 THROTTLING = {
@@ -62,7 +63,7 @@ def call(what: str, fn: Callable[[], T], *, not_found_hint: str | None = None) -
         status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
         observed = f"{code or status}: {msg}"
         if code in THROTTLING or status == 429:
-            raise TransientError(
+            raise Throttled(
                 f"{what}: AWS throttled the request",
                 observed=observed,
                 hint="retried automatically; if it persists, lower the fleet concurrency",
@@ -74,13 +75,13 @@ def call(what: str, fn: Callable[[], T], *, not_found_hint: str | None = None) -
                 hint="retried automatically; check the AWS Health Dashboard if it persists",
             ) from None
         if code in DENIED or status == 403:
-            raise PermanentError(
+            raise AccessDenied(
                 f"{what}: access denied",
                 observed=observed,
                 hint="grant the IAM principal the actions in configs/iam-policy.json (see README, 'Permissions')",
             ) from None
         if code in ("ResourceNotFoundException", "NoSuchEntity", "NotFoundException") or status == 404:
-            raise PermanentError(f"{what}: not found", observed=observed, hint=not_found_hint) from None
+            raise ResourceNotFound(f"{what}: not found", observed=observed, hint=not_found_hint) from None
         raise PermanentError(
             f"{what}: AWS rejected the request", observed=observed, hint="check the parameters named in the message"
         ) from None
@@ -196,14 +197,13 @@ class Aws:
     def describe_nodegroup(self, cluster: str, name: str) -> dict[str, Any] | None:
         eks = self.client("eks")
         try:
-            return call(
+            nodegroup: dict[str, Any] = call(
                 f"describe nodegroup {name!r}",
                 lambda: eks.describe_nodegroup(clusterName=cluster, nodegroupName=name)["nodegroup"],
             )
-        except PermanentError as e:
-            if e.what.endswith("not found"):
-                return None
-            raise
+        except ResourceNotFound:
+            return None
+        return nodegroup
 
     def create_nodegroup(self, request: dict[str, Any]) -> dict[str, Any]:
         eks = self.client("eks")
@@ -237,11 +237,10 @@ class Aws:
     def get_role_arn(self, name: str) -> str | None:
         iam = self.client("iam")
         try:
-            return call(f"get IAM role {name!r}", lambda: iam.get_role(RoleName=name)["Role"]["Arn"])
-        except PermanentError as e:
-            if e.what.endswith("not found"):
-                return None
-            raise
+            arn: str = call(f"get IAM role {name!r}", lambda: iam.get_role(RoleName=name)["Role"]["Arn"])
+        except ResourceNotFound:
+            return None
+        return arn
 
     def list_role_names(self) -> list[str]:
         iam = self.client("iam")
@@ -256,7 +255,8 @@ class Aws:
 
     def caller_arn(self) -> str:
         sts = self.client("sts")
-        return call("identify the AWS caller", lambda: sts.get_caller_identity()["Arn"])
+        arn: str = call("identify the AWS caller", lambda: sts.get_caller_identity()["Arn"])
+        return arn
 
 
 def require_credentials(region: str) -> None:

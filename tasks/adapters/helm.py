@@ -1,4 +1,5 @@
-"""helm adapter: locating the binary, running argv lists (never a shell), parsing `-o json`, classifying errors.
+"""helm adapter: locating the binary, running argv lists (never a shell), parsing `-o json`, classifying errors
+(transient or not; a missing release is ReleaseNotFound, so callers never read helm's stderr).
 
 Which helm: `EKS_CILIUM_HELM`, else the project's `.tools/bin/helm` (scripts/bootstrap installs it), else PATH.
 """
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from tasks import helm_argv
-from tasks.errors import CommandError, ToolError
+from tasks.errors import CommandError, ReleaseNotFound, ToolError
 
 PROJECT_TOOLS = Path(__file__).resolve().parents[2] / ".tools" / "bin"
 MIN_VERSION = (3, 14)
@@ -28,6 +29,14 @@ TRANSIENT_PATTERNS = re.compile(
     re.IGNORECASE | re.MULTILINE,
 )
 IN_PROGRESS = "another operation (install/upgrade/rollback) is in progress"
+# helm's storage.ErrReleaseNotFound (helm 3 and 4): `Error: release: not found`, and inside uninstall's
+# `Error: uninstall: Release not loaded: NAME: release: not found`.
+RELEASE_NOT_FOUND = "release: not found"
+
+
+def error_kind(stderr: str) -> type[CommandError]:
+    """The error a failed helm command raises, from its stderr: ReleaseNotFound or CommandError."""
+    return ReleaseNotFound if RELEASE_NOT_FOUND in stderr else CommandError
 
 
 def find_helm() -> str:
@@ -151,7 +160,7 @@ class Helm:
                     "handles it, or run "
                     "`helm history RELEASE -n NAMESPACE` then `helm rollback RELEASE REVISION -n NAMESPACE`"
                 )
-            raise CommandError(
+            raise error_kind(stderr)(
                 what,
                 argv=[self._redact(a) for a in argv],
                 returncode=proc.returncode,
