@@ -378,7 +378,8 @@ def load_stack_data(config_dir: Path, environment: str | None = None) -> dict[st
                 hint="an overlay holds the same keys as stack.yaml, only those that differ",
             )
         base = deep_merge(base, overlay)
-    return base
+    merged: dict[str, Any] = base  # a mapping merged over a mapping is one
+    return merged
 
 
 def load_stack(config_dir: Path, environment: str | None = None, patch: dict[str, Any] | None = None) -> Stack:

@@ -16,7 +16,7 @@ from typing import Any, TypeVar, cast
 
 import urllib3.exceptions
 from kubernetes import client, config
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
 from tasks.errors import PermanentError, TransientError
 
@@ -128,7 +128,8 @@ class Kube:
             kube.api.close()
 
     def __post_init__(self) -> None:
-        self.api = config.new_client_from_config(config_file=self.kubeconfig)
+        new_client: Callable[..., Any] = config.new_client_from_config  # the kubernetes package has no types
+        self.api = new_client(config_file=self.kubeconfig)
         self.core = client.CoreV1Api(self.api)
         self.apps = client.AppsV1Api(self.api)
         self.batch = client.BatchV1Api(self.api)
@@ -147,8 +148,11 @@ class Kube:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _dict(self, obj: Any) -> Any:
-        return self.api.sanitize_for_serialization(obj)
+    def _dict(self, obj: Any) -> dict[str, Any]:
+        return cast(dict[str, Any], self.api.sanitize_for_serialization(obj))
+
+    def _items(self, obj: Any) -> list[dict[str, Any]]:
+        return cast(list[dict[str, Any]], self._dict(obj)["items"])
 
     # ---- reads ---------------------------------------------------------------------------------------
     def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
@@ -172,18 +176,18 @@ class Kube:
             f"list pods {sel} in {namespace}",
             lambda: self.core.list_namespaced_pod(namespace, label_selector=sel, _request_timeout=TIMEOUT),
         )
-        return self._dict(res)["items"]
+        return self._items(res)
 
     def list_nodes(self) -> list[dict[str, Any]]:
         res = _call("list nodes", lambda: self.core.list_node(_request_timeout=TIMEOUT))
-        return self._dict(res)["items"]
+        return self._items(res)
 
     def list_daemonsets(self, namespace: str) -> list[dict[str, Any]]:
         res = _call(
             f"list DaemonSets in {namespace}",
             lambda: self.apps.list_namespaced_daemon_set(namespace, _request_timeout=TIMEOUT),
         )
-        return self._dict(res)["items"]
+        return self._items(res)
 
     def list_events(
         self, namespace: str, involved_names: list[str] | None = None, limit: int = 10
@@ -191,7 +195,7 @@ class Kube:
         res = _call(
             f"list events in {namespace}", lambda: self.core.list_namespaced_event(namespace, _request_timeout=TIMEOUT)
         )
-        items = self._dict(res)["items"]
+        items = self._items(res)
         if involved_names is not None:
             wanted = set(involved_names)
             items = [e for e in items if (e.get("involvedObject") or {}).get("name") in wanted]
