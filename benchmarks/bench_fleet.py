@@ -37,7 +37,7 @@ def main() -> int:
     from flows.fleet import FleetAction, fleet
     from flows.install_stack import run_install
     from sandbox.runner import ClusterProfile, Sandbox, SandboxConfig
-    from tests.prefect_support import Workers, api_settings, fleet_members, running_prefect_server, worker_env
+    from tests.support.prefect_server import Workers, api_settings, fleet_members, running_prefect_server, worker_env
 
     names = [f"fleet-{i}" for i in range(1, max(args.sizes) + 1)]
     with tempfile.TemporaryDirectory(prefix="eks-cilium-fleet-bench-") as d:

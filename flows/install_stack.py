@@ -115,7 +115,7 @@ def install_stack(stack: Stack | None = None, options: RunOptions = DEFAULT_OPTI
         # The cluster's lock is a Lease in the cluster: reach the cluster first, then hold the lock from preflight
         # on, so two runs never change one cluster at once; a dry run changes nothing and does not wait for it.
         cluster_f = discover_endpoint.submit(ctx)
-        access_f = prepare_cluster_access.submit(ctx, cluster_f)
+        access_f = prepare_cluster_access.submit(ctx, cluster_f, return_state=False)
         _wait_all([cluster_f, access_f], str(ctx.workdir))
         with nullcontext() if options.dry_run else cluster_lock(stack, ctx.kubeconfig, options.lock_wait_seconds):
             return _install(ctx, stack, options, cluster_f, access_f)
@@ -127,9 +127,9 @@ def _install(
     ctx: Any, stack: Stack, options: RunOptions, cluster_f: PrefectFuture[Any], access_f: PrefectFuture[Any]
 ) -> dict[str, Any]:
     logger = get_run_logger()
-    rendered_f = render_values.submit(ctx, cluster_f, wait_for=[access_f])  # type: ignore[call-overload]
-    repo_f = add_chart_repository.submit(ctx, wait_for=[rendered_f])
-    pre_f = run_preflight.submit(ctx, cluster_f, rendered_f, wait_for=[access_f, repo_f])
+    rendered_f = render_values.submit(ctx, cluster_f, wait_for=[access_f], return_state=False)
+    repo_f = add_chart_repository.submit(ctx, wait_for=[rendered_f], return_state=False)
+    pre_f = run_preflight.submit(ctx, cluster_f, rendered_f, wait_for=[access_f, repo_f], return_state=False)
     _wait_all([cluster_f, access_f, rendered_f, repo_f, pre_f], str(ctx.workdir))
     pre = pre_f.result()
     rendered = rendered_f.result()
@@ -152,11 +152,11 @@ def _install(
     cilium_recovery = recoveries.get(cilium_name)
     uninstalled = cilium_recovery is not None and cilium_recovery.kind is RecoveryKind.uninstall
     since_revision = 0 if uninstalled else int((pre["releases"].get(cilium_name) or {}).get("revision") or 0)
-    cilium_f = install_release.submit(ctx, cilium_name, rendered, wait_for=[pre_f])
-    objects_f = wait_for_cilium_objects.submit(ctx, since_revision, wait_for=[pre_f])
-    nodegroup_f = create_nodegroup.submit(ctx, rendered, pre, wait_for=[objects_f])
-    active_f = wait_for_nodegroup_active.submit(ctx, rendered, wait_for=[nodegroup_f])
-    nodes_f = wait_for_nodes_ready.submit(ctx, rendered, wait_for=[active_f])
+    cilium_f = install_release.submit(ctx, cilium_name, rendered, wait_for=[pre_f], return_state=False)
+    objects_f = wait_for_cilium_objects.submit(ctx, since_revision, wait_for=[pre_f], return_state=False)
+    nodegroup_f = create_nodegroup.submit(ctx, rendered, pre, wait_for=[objects_f], return_state=False)
+    active_f = wait_for_nodegroup_active.submit(ctx, rendered, wait_for=[nodegroup_f], return_state=False)
+    nodes_f = wait_for_nodes_ready.submit(ctx, rendered, wait_for=[active_f], return_state=False)
 
     cilium_rel = stack.releases[cilium_name]
     ng = rendered.nodegroup
@@ -171,10 +171,15 @@ def _install(
     jobs = [w for w in cilium_rel.workloads if w.kind.value == "Job"]
     rollouts = [w for w in cilium_rel.workloads if w.kind.value != "Job"]
     certs_f = [
-        check_workload.submit(ctx, cilium_name, w.role, expected_nodes, wait_for=[cilium_f, nodes_f]) for w in jobs
+        check_workload.submit(
+            ctx, cilium_name, w.role, expected_nodes, wait_for=[cilium_f, nodes_f], return_state=False
+        )
+        for w in jobs
     ]
     cilium_checks = [
-        check_workload.submit(ctx, cilium_name, w.role, expected_nodes, wait_for=[*certs_f, cilium_f, nodes_f])
+        check_workload.submit(
+            ctx, cilium_name, w.role, expected_nodes, wait_for=[*certs_f, cilium_f, nodes_f], return_state=False
+        )
         for w in rollouts
     ]
     labels += [
@@ -191,9 +196,12 @@ def _install(
         name, rel = found
         # Tetragon and the DNS proxy need nodes whose Cilium agent runs (nodes Ready), not the Hubble certificates
         # that Cilium's install still waits for: starting them here overlaps their image pulls with that Job.
-        inst = install_release.submit(ctx, name, rendered, wait_for=[objects_f, nodes_f])
+        inst = install_release.submit(ctx, name, rendered, wait_for=[objects_f, nodes_f], return_state=False)
         installs.append(inst)
-        checks = [check_workload.submit(ctx, name, w.role, expected_nodes, wait_for=[inst]) for w in rel.workloads]
+        checks = [
+            check_workload.submit(ctx, name, w.role, expected_nodes, wait_for=[inst], return_state=False)
+            for w in rel.workloads
+        ]
         others += checks
         labels += [
             (inst, f"helm install {name}"),

@@ -19,7 +19,7 @@ from tasks.readiness import Verdict
 from tasks.steps.access import discover_endpoint, prepare_cluster_access, render_values, validate_stack
 from tasks.steps.lock import cluster_lock
 from tasks.steps.releases import live_release
-from tasks.steps.runtime import Ctx, artifact_key, cleanup_context, prepare_context, sense, step
+from tasks.steps.runtime import RunContext, artifact_key, cleanup_context, prepare_context, sense, step
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ def teardown_order(stack: Stack, nodegroup: str) -> list[TeardownStep]:
 
 
 @task(name="plan_teardown", cache_policy=NO_CACHE)
-def plan_teardown(ctx: Ctx, order: list[TeardownStep]) -> list[dict[str, str]]:
+def plan_teardown(ctx: RunContext, order: list[TeardownStep]) -> list[dict[str, str]]:
     """Dry run of a teardown: what would be removed, in order, and what is already absent. Reads only."""
     from prefect.artifacts import create_markdown_artifact
 
@@ -84,7 +84,7 @@ def plan_teardown(ctx: Ctx, order: list[TeardownStep]) -> list[dict[str, str]]:
 
 
 @step("uninstall_release")
-def uninstall_release(ctx: Ctx, name: str) -> str:
+def uninstall_release(ctx: RunContext, name: str) -> str:
     rel = ctx.stack.releases[name]
     if live_release(ctx, name, rel) is None:
         return f"release {name}: absent"
@@ -100,7 +100,7 @@ def uninstall_release(ctx: Ctx, name: str) -> str:
 
 
 @step("delete_nodegroup")
-def delete_nodegroup(ctx: Ctx, nodegroup: str) -> str:
+def delete_nodegroup(ctx: RunContext, nodegroup: str) -> str:
     aws = ctx.aws()
     if aws.describe_nodegroup(ctx.stack.cluster.name, nodegroup) is None:
         return f"nodegroup {nodegroup}: absent"

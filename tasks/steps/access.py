@@ -23,12 +23,12 @@ from tasks.errors import (
 from tasks.options import NodegroupMethod
 from tasks.readiness import Verdict
 from tasks.render import RenderedStack, dump_yaml, load_inputs, render_stack, write_private
-from tasks.steps.runtime import Ctx, sense, sensor, step
+from tasks.steps.runtime import RunContext, sense, sensor, step
 from tasks.values import normalise_endpoint
 
 
 @task(name="validate_stack", cache_policy=NO_CACHE)
-def validate_stack(ctx: Ctx) -> RenderedStack:
+def validate_stack(ctx: RunContext) -> RenderedStack:
     """Everything that can be checked without the cluster: region, files, overrides, cross-checks, nodegroup mapping."""
     check_region(ctx.stack.cluster.region)
     rendered = render_stack(
@@ -51,7 +51,7 @@ def validate_stack(ctx: Ctx) -> RenderedStack:
 
 
 @sensor("discover_endpoint")
-def discover_endpoint(ctx: Ctx) -> dict[str, Any]:
+def discover_endpoint(ctx: RunContext) -> dict[str, Any]:
     """Sensor: DescribeCluster until ACTIVE with an endpoint; FAILED/DELETING and unknown clusters fail fast."""
     aws = ctx.aws()
     name = ctx.stack.cluster.name
@@ -83,7 +83,7 @@ def discover_endpoint(ctx: Ctx) -> dict[str, Any]:
 
 
 @step("prepare_cluster_access")
-def prepare_cluster_access(ctx: Ctx, cluster: dict[str, Any]) -> str:
+def prepare_cluster_access(ctx: RunContext, cluster: dict[str, Any]) -> str:
     """A 0600 kubeconfig whose user is the EKS exec credential plugin; checks the API answers."""
     cfg = exec_kubeconfig(
         ctx.stack.cluster.name, ctx.stack.cluster.region, cluster["endpoint"], cluster["ca"], cache_dir=str(ctx.workdir)
@@ -101,7 +101,7 @@ def prepare_cluster_access(ctx: Ctx, cluster: dict[str, Any]) -> str:
 
 
 @task(name="render_values", cache_policy=NO_CACHE)
-def render_values(ctx: Ctx, cluster: dict[str, Any]) -> RenderedStack:
+def render_values(ctx: RunContext, cluster: dict[str, Any]) -> RenderedStack:
     """Values with the discovered endpoint, written 0600 into the run's private directory."""
     rendered = render_stack(
         load_inputs(ctx.config_dir, ctx.stack), normalise_endpoint(cluster["endpoint"]), ctx.options.values_overrides
@@ -118,7 +118,7 @@ def render_values(ctx: Ctx, cluster: dict[str, Any]) -> RenderedStack:
     return rendered
 
 
-def _repo_credentials(ctx: Ctx) -> tuple[str | None, str | None]:
+def _repo_credentials(ctx: RunContext) -> tuple[str | None, str | None]:
     block = ctx.stack.chart_repository.credentials_secret_block
     if not block:
         return None, None
@@ -142,7 +142,7 @@ def _repo_credentials(ctx: Ctx) -> tuple[str | None, str | None]:
 
 
 @step("add_chart_repository")
-def add_chart_repository(ctx: Ctx) -> str:
+def add_chart_repository(ctx: RunContext) -> str:
     repo = ctx.stack.chart_repository
     user, password = _repo_credentials(ctx)
     helm = ctx.helm(redact=(password,) if password else ())

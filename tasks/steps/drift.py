@@ -15,7 +15,7 @@ from tasks.readiness import Verdict
 from tasks.render import RenderedStack
 from tasks.steps.nodegroup import node_diagnosis
 from tasks.steps.releases import live_release
-from tasks.steps.runtime import Ctx, sense, sensor, step
+from tasks.steps.runtime import RunContext, sense, sensor, step
 from tasks.steps.workloads import workload_verdict
 
 
@@ -26,7 +26,7 @@ def certs_ttl_noise(kube: Kube, namespace: str, job_name: str) -> bool:
 
 
 @step("observe_drift")
-def observe_drift(ctx: Ctx, rendered: RenderedStack) -> list[drift.DriftItem]:
+def observe_drift(ctx: RunContext, rendered: RenderedStack) -> list[drift.DriftItem]:
     """Every drift check, read once (no waiting): releases, workloads, nodes, nodegroup, CNI conflicts."""
     items: list[drift.DriftItem] = []
     stack = ctx.stack
@@ -70,7 +70,7 @@ def observe_drift(ctx: Ctx, rendered: RenderedStack) -> list[drift.DriftItem]:
 
 
 @step("restart_agents")
-def restart_agents(ctx: Ctx, release: str) -> str:
+def restart_agents(ctx: RunContext, release: str) -> str:
     """Config-only Cilium upgrades do not restart the agents (rollOutCiliumPods defaults to false): restart them."""
     rel = ctx.stack.releases[release]
     agent = rel.workload("agent")
@@ -87,7 +87,7 @@ def restart_agents(ctx: Ctx, release: str) -> str:
 
 
 @step("scale_nodegroup")
-def scale_nodegroup(ctx: Ctx, rendered: RenderedStack) -> dict[str, Any]:
+def scale_nodegroup(ctx: RunContext, rendered: RenderedStack) -> dict[str, Any]:
     plan = rendered.nodegroup
     ctx.aws().update_nodegroup_scaling(
         ctx.stack.cluster.name,
@@ -99,7 +99,7 @@ def scale_nodegroup(ctx: Ctx, rendered: RenderedStack) -> dict[str, Any]:
 
 
 @step("remove_conflicting_daemonsets")
-def remove_conflicting_daemonsets(ctx: Ctx) -> list[str]:
+def remove_conflicting_daemonsets(ctx: RunContext) -> list[str]:
     removed = []
     with ctx.kube() as kube:
         for d in kube.list_daemonsets("kube-system"):
@@ -112,7 +112,7 @@ def remove_conflicting_daemonsets(ctx: Ctx) -> list[str]:
 
 
 @sensor("wait_for_nodes_count")
-def wait_for_nodes_count(ctx: Ctx, rendered: RenderedStack) -> str:
+def wait_for_nodes_count(ctx: RunContext, rendered: RenderedStack) -> str:
     """After scaling: exactly the desired number of nodes, all Ready."""
 
     plan = rendered.nodegroup

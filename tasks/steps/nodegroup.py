@@ -14,11 +14,11 @@ from tasks.nodegroup_plan import nodegroup_spec_differences
 from tasks.options import NodegroupMethod
 from tasks.readiness import Verdict
 from tasks.render import RenderedStack
-from tasks.steps.runtime import Ctx, sense, sensor, step
+from tasks.steps.runtime import RunContext, sense, sensor, step
 
 
 @step("create_nodegroup")
-def create_nodegroup(ctx: Ctx, rendered: RenderedStack, pre: dict[str, Any]) -> dict[str, Any]:
+def create_nodegroup(ctx: RunContext, rendered: RenderedStack, pre: dict[str, Any]) -> dict[str, Any]:
     plan = rendered.nodegroup
     aws = ctx.aws()
     logger = get_run_logger()
@@ -55,7 +55,7 @@ def create_nodegroup(ctx: Ctx, rendered: RenderedStack, pre: dict[str, Any]) -> 
 
 
 @sensor("wait_for_nodegroup_active")
-def wait_for_nodegroup_active(ctx: Ctx, rendered: RenderedStack) -> dict[str, Any]:
+def wait_for_nodegroup_active(ctx: RunContext, rendered: RenderedStack) -> dict[str, Any]:
     """Sensor: nodegroup ACTIVE; CREATE_FAILED / DEGRADED fail at once with the health issues (the boto3 waiter
     would ignore DEGRADED and wait 40 minutes)."""
     aws = ctx.aws()
@@ -74,7 +74,7 @@ def wait_for_nodegroup_active(ctx: Ctx, rendered: RenderedStack) -> dict[str, An
 
 
 @sensor("wait_for_nodes_ready")
-def wait_for_nodes_ready(ctx: Ctx, rendered: RenderedStack) -> dict[str, Any]:
+def wait_for_nodes_ready(ctx: RunContext, rendered: RenderedStack) -> dict[str, Any]:
     plan = rendered.nodegroup
 
     def probe() -> Verdict:
@@ -92,7 +92,7 @@ def wait_for_nodes_ready(ctx: Ctx, rendered: RenderedStack) -> dict[str, Any]:
     return {"ready": v.summary}
 
 
-def node_diagnosis(ctx: Ctx) -> list[str]:
+def node_diagnosis(ctx: RunContext) -> list[str]:
     name, rel = ctx.stack.cilium
     agent = rel.workload("agent")
     with ctx.kube() as kube:

@@ -8,6 +8,7 @@ from prefect import get_run_logger
 
 from tasks import helm_argv, preflight
 from tasks.errors import (
+    AccessDenied,
     CommandError,
     EksCiliumError,
     PermanentError,
@@ -18,11 +19,11 @@ from tasks.network import pick_node_role, private_subnets
 from tasks.nodegroup_plan import NodegroupPlan, create_nodegroup_request, nodegroup_spec_differences
 from tasks.render import RenderedStack
 from tasks.steps.releases import _last_deployed_revision
-from tasks.steps.runtime import Ctx, step
+from tasks.steps.runtime import RunContext, step
 from tasks.steps.threads import map_in_threads
 
 
-def release_states(ctx: Ctx) -> dict[str, preflight.ReleaseState]:
+def release_states(ctx: RunContext) -> dict[str, preflight.ReleaseState]:
     helm = ctx.helm()
     states: dict[str, preflight.ReleaseState] = {}
     for ns in sorted({r.namespace for r in ctx.stack.releases.values()}):
@@ -50,7 +51,7 @@ def release_states(ctx: Ctx) -> dict[str, preflight.ReleaseState]:
     return states
 
 
-def _chart_available(ctx: Ctx, name: str, rel: Release) -> str | None:
+def _chart_available(ctx: RunContext, name: str, rel: Release) -> str | None:
     helm = ctx.helm()
     if rel.chart.startswith(("oci://", "/", "./", "../")):
         try:
@@ -72,7 +73,7 @@ def _chart_available(ctx: Ctx, name: str, rel: Release) -> str | None:
     return None
 
 
-def _render_check(ctx: Ctx, name: str, rel: Release) -> str | None:
+def _render_check(ctx: RunContext, name: str, rel: Release) -> str | None:
     """`helm upgrade --install --dry-run=server`: renders against the cluster's API versions, changes nothing."""
     argv = helm_argv.upgrade_install(
         ctx.helm_binary,
@@ -97,7 +98,7 @@ def _render_check(ctx: Ctx, name: str, rel: Release) -> str | None:
 
 
 def resolve_nodegroup(
-    ctx: Ctx, plan: NodegroupPlan, cluster: dict[str, Any]
+    ctx: RunContext, plan: NodegroupPlan, cluster: dict[str, Any]
 ) -> tuple[dict[str, Any] | None, list[str]]:
     """The CreateNodegroup request with subnets and role resolved, or the problems preventing it."""
     aws = ctx.aws()
@@ -146,16 +147,16 @@ def resolve_nodegroup(
 
 
 @step("run_preflight")
-def run_preflight(ctx: Ctx, cluster: dict[str, Any], rendered: RenderedStack) -> dict[str, Any]:
+def run_preflight(ctx: RunContext, cluster: dict[str, Any], rendered: RenderedStack) -> dict[str, Any]:
     """Every check that must pass before anything changes; all problems are reported together."""
     logger = get_run_logger()
     aws = ctx.aws()
     name = ctx.stack.cluster.name
     try:
         addons: list[str] | None = aws.list_addons(name)
+    except AccessDenied:
+        raise
     except PermanentError as e:
-        if "access denied" in e.what:
-            raise
         addons = None
         logger.warning("could not list EKS add-ons (%s); relying on the DaemonSet check", e.what)
     try:

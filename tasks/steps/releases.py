@@ -11,15 +11,15 @@ from prefect import get_run_logger
 from tasks import helm_argv, manifest, preflight
 from tasks.diff import diff_values
 from tasks.errors import (
-    CommandError,
+    ReleaseNotFound,
     TransientError,
 )
 from tasks.model import Release
 from tasks.render import RenderedStack
-from tasks.steps.runtime import Ctx, step
+from tasks.steps.runtime import RunContext, step
 
 
-def _last_deployed_revision(ctx: Ctx, name: str, namespace: str) -> int | None:
+def _last_deployed_revision(ctx: RunContext, name: str, namespace: str) -> int | None:
     hist = (
         ctx.helm().run_json(
             helm_argv.history(ctx.helm_binary, name, namespace, ctx.kubeconfig), what=f"history of {name}"
@@ -30,7 +30,7 @@ def _last_deployed_revision(ctx: Ctx, name: str, namespace: str) -> int | None:
     return max(deployed) if deployed else None
 
 
-def recover_left_release(ctx: Ctx, recovery: preflight.Recovery) -> str:
+def recover_left_release(ctx: RunContext, recovery: preflight.Recovery) -> str:
     """A release an interrupted or failed run left behind: pending-* (a killed helm keeps helm's lock on the
     release) is rolled back to the last deployed revision, or uninstalled when there is none; failed is upgraded
     over by the install when it has a deployed revision, else uninstalled so the install starts clean."""
@@ -63,7 +63,7 @@ def recover_left_release(ctx: Ctx, recovery: preflight.Recovery) -> str:
     return action
 
 
-def _recovery_of(ctx: Ctx, name: str, live: dict[str, Any]) -> preflight.Recovery | None:
+def _recovery_of(ctx: RunContext, name: str, live: dict[str, Any]) -> preflight.Recovery | None:
     status = live.get("status")
     if not preflight.needs_recovery(status):
         return None
@@ -74,11 +74,11 @@ def _recovery_of(ctx: Ctx, name: str, live: dict[str, Any]) -> preflight.Recover
 
 
 @step("recover_release")
-def recover_release(ctx: Ctx, recovery: preflight.Recovery) -> str:
+def recover_release(ctx: RunContext, recovery: preflight.Recovery) -> str:
     return recover_left_release(ctx, recovery)
 
 
-def release_metadata(ctx: Ctx, name: str, rel: Release) -> dict[str, Any] | None:
+def release_metadata(ctx: RunContext, name: str, rel: Release) -> dict[str, Any] | None:
     """`helm get metadata` of the release (chart version, revision, status), None when it is not installed."""
     try:
         return (
@@ -88,13 +88,11 @@ def release_metadata(ctx: Ctx, name: str, rel: Release) -> dict[str, Any] | None
             )
             or {}
         )
-    except CommandError as e:
-        if "not found" in e.stderr:
-            return None
-        raise
+    except ReleaseNotFound:
+        return None
 
 
-def live_release(ctx: Ctx, name: str, rel: Release) -> dict[str, Any] | None:
+def live_release(ctx: RunContext, name: str, rel: Release) -> dict[str, Any] | None:
     """{"status", "version", "revision", "config"} of the deployed release, None when it is not installed."""
     meta = release_metadata(ctx, name, rel)
     if meta is None:
@@ -115,7 +113,7 @@ def live_release(ctx: Ctx, name: str, rel: Release) -> dict[str, Any] | None:
 
 
 def _desired_unchanged(
-    ctx: Ctx, name: str, rel: Release, desired: dict[str, Any]
+    ctx: RunContext, name: str, rel: Release, desired: dict[str, Any]
 ) -> tuple[bool, dict[str, Any] | None]:
     live = live_release(ctx, name, rel)
     if live is None:
@@ -129,7 +127,7 @@ def _desired_unchanged(
 
 
 @step("install_release")
-def install_release(ctx: Ctx, name: str, rendered: RenderedStack) -> dict[str, Any]:
+def install_release(ctx: RunContext, name: str, rendered: RenderedStack) -> dict[str, Any]:
     """`helm upgrade --install` unless the release already runs the desired version and values."""
     rel = ctx.stack.releases[name]
     logger = get_run_logger()
@@ -183,7 +181,7 @@ def install_release(ctx: Ctx, name: str, rendered: RenderedStack) -> dict[str, A
     }
 
 
-def rendered_release(ctx: Ctx, name: str, rel: Release) -> manifest.RenderedRelease | None:
+def rendered_release(ctx: RunContext, name: str, rel: Release) -> manifest.RenderedRelease | None:
     """What helm recorded for the release: status, revision and the objects of its manifest and hooks; None when
     the release is not installed. The expectations of the workload checks come from here, not from live objects."""
     meta = release_metadata(ctx, name, rel)

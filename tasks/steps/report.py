@@ -12,12 +12,12 @@ from tasks.readiness import Verdict
 from tasks.render import RenderedStack
 from tasks.steps.preflight import release_states
 from tasks.steps.releases import _desired_unchanged, rendered_release
-from tasks.steps.runtime import Ctx, artifact_key, step
+from tasks.steps.runtime import RunContext, artifact_key, step
 from tasks.steps.threads import map_in_threads
 from tasks.steps.workloads import workload_verdict
 
 
-def observe_stack(ctx: Ctx) -> verify.Observed:
+def observe_stack(ctx: RunContext) -> verify.Observed:
     """Read everything the verification checks look at (no waiting)."""
     states = release_states(ctx)
     installed = [(n, r) for n, r in ctx.stack.releases.items() if r.enabled and n in states]
@@ -63,7 +63,7 @@ def observe_stack(ctx: Ctx) -> verify.Observed:
 
 @step("verify_stack")
 def verify_stack(
-    ctx: Ctx, rendered: RenderedStack, stopped_by: str | None = None, not_reached: list[str] | None = None
+    ctx: RunContext, rendered: RenderedStack, stopped_by: str | None = None, not_reached: list[str] | None = None
 ) -> dict[str, Any]:
     """The runbook's expected output, checked: a markdown artifact and the structured result. For a run that
     stopped early, `stopped_by` says why and `not_reached` lists the steps it never got to."""
@@ -93,7 +93,7 @@ def verify_stack(
 
 
 @step("plan_install")
-def plan_install(ctx: Ctx, rendered: RenderedStack, pre: dict[str, Any]) -> dict[str, Any]:
+def plan_install(ctx: RunContext, rendered: RenderedStack, pre: dict[str, Any]) -> dict[str, Any]:
     """Dry run: what the install would do, step by step, and what would change against the live releases."""
     from prefect.artifacts import create_markdown_artifact
 

@@ -9,16 +9,16 @@ import functools
 import json
 import os
 import shutil
-import signal
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
-from prefect import get_run_logger, task
+from prefect import Task, get_run_logger
 from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import State
 
 from tasks.adapters.aws import Aws
 from tasks.adapters.helm import Helm
@@ -32,8 +32,15 @@ from tasks.readiness import Verdict
 from tasks.render import private_dir
 from tasks.steps.sensing import wait_until
 
+P = ParamSpec("P")
+R = TypeVar("R")
 
-def retry_transient(task: Any, task_run: Any, state: Any) -> bool:
+# Called with the step's name after its work is done and before Prefect records it: the crash tests SIGKILL the
+# process here, the worst moment (tests/support/crash_hook.py). Empty in every real run.
+AFTER_STEP_HOOKS: list[Callable[[str], None]] = []
+
+
+def retry_transient(task: object, task_run: object, state: State[Any]) -> bool:
     """retry_condition_fn: retry only errors we classified as transient."""
     try:
         state.result()
@@ -44,39 +51,44 @@ def retry_transient(task: Any, task_run: Any, state: Any) -> bool:
     return False
 
 
-# Fault injection for the crash tests (tests/test_crash_e2e.py): with EKS_CILIUM_CRASH_AFTER_STEP=<step name> the
-# process is SIGKILLed right after that step's work is done and before Prefect records it - the worst moment.
-CRASH_AFTER_STEP = "EKS_CILIUM_CRASH_AFTER_STEP"
-
-
-def _crash_point(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+def _with_hooks(name: str, fn: Callable[P, R]) -> Callable[P, R]:
     @functools.wraps(fn)
-    def run_step(*args: Any, **kwargs: Any) -> Any:
+    def run_step(*args: P.args, **kwargs: P.kwargs) -> R:
         result = fn(*args, **kwargs)
-        if os.environ.get(CRASH_AFTER_STEP) == name:
-            get_run_logger().warning("fault injection (%s): killing this process after step %s", CRASH_AFTER_STEP, name)
-            os.kill(os.getpid(), signal.SIGKILL)
+        for hook in AFTER_STEP_HOOKS:
+            hook(name)
         return result
 
     return run_step
 
 
-def step(name: str) -> Any:
+def step(name: str) -> Callable[[Callable[P, R]], Task[P, R]]:
     """A task that touches AWS or the cluster: uncached, retried on transient errors only."""
-    make = task(
-        name=name, retries=3, retry_delay_seconds=[1, 3, 10], retry_condition_fn=retry_transient, cache_policy=NO_CACHE
-    )
-    return lambda fn: make(_crash_point(name, fn))
+
+    def make(fn: Callable[P, R]) -> Task[P, R]:
+        return Task(
+            _with_hooks(name, fn),
+            name=name,
+            retries=3,
+            retry_delay_seconds=[1, 3, 10],
+            retry_condition_fn=retry_transient,
+            cache_policy=NO_CACHE,
+        )
+
+    return make
 
 
-def sensor(name: str) -> Any:
+def sensor(name: str) -> Callable[[Callable[P, R]], Task[P, R]]:
     """A polling task: uncached, no retries (it enforces its own deadline and tolerates transient errors)."""
-    make = task(name=name, cache_policy=NO_CACHE)
-    return lambda fn: make(_crash_point(name, fn))
+
+    def make(fn: Callable[P, R]) -> Task[P, R]:
+        return Task(_with_hooks(name, fn), name=name, cache_policy=NO_CACHE)
+
+    return make
 
 
 @dataclass
-class Ctx:
+class RunContext:
     """What the steps share: the validated stack, where files live, how to reach the cluster."""
 
     stack: Stack
@@ -135,7 +147,7 @@ def _progress(what: str) -> Any:
     return on_progress
 
 
-def sense(ctx: Ctx, what: str, probe: Any, timeout: int, hint: str, diagnose: Any = None) -> Verdict:
+def sense(ctx: RunContext, what: str, probe: Any, timeout: int, hint: str, diagnose: Any = None) -> Verdict:
     ctx.mark(what, "start")
     v = wait_until(
         probe,
@@ -150,7 +162,7 @@ def sense(ctx: Ctx, what: str, probe: Any, timeout: int, hint: str, diagnose: An
     return v
 
 
-def prepare_context(stack: Stack, options: RunOptions, project_root: Path) -> Ctx:
+def prepare_context(stack: Stack, options: RunOptions, project_root: Path) -> RunContext:
     from tasks.adapters.helm import find_helm
 
     config_dir = Path(options.config_dir)
@@ -166,7 +178,7 @@ def prepare_context(stack: Stack, options: RunOptions, project_root: Path) -> Ct
     }
     helm = Helm(find_helm(), env)
     major = helm.check_version()[0]
-    return Ctx(
+    return RunContext(
         stack=stack,
         options=options,
         config_dir=config_dir,
@@ -183,7 +195,7 @@ def artifact_key(prefix: str, cluster: str) -> str:
     return re.sub(r"[^a-z0-9-]+", "-", f"{prefix}-{cluster}".lower()).strip("-")[:100]
 
 
-def cleanup_context(ctx: Ctx) -> None:
+def cleanup_context(ctx: RunContext) -> None:
     """Remove the run's private directory (kubeconfig, rendered values, cached credential) and its client."""
     Kube.forget(ctx.kubeconfig)
     shutil.rmtree(ctx.workdir, ignore_errors=True)

@@ -13,11 +13,11 @@ from tasks.adapters.kube import Kube
 from tasks.model import Workload
 from tasks.readiness import Verdict
 from tasks.steps.releases import rendered_release
-from tasks.steps.runtime import Ctx, sense, sensor
+from tasks.steps.runtime import RunContext, sense, sensor
 
 
 @sensor("wait_for_cilium_objects")
-def wait_for_cilium_objects(ctx: Ctx, since_revision: int = 0) -> dict[str, Any]:
+def wait_for_cilium_objects(ctx: RunContext, since_revision: int = 0) -> dict[str, Any]:
     """Sensor: the Cilium DaemonSet and ConfigMap exist (helm has applied the chart's objects). The nodegroup
     waits only for this, not for the helm install, which cannot finish before nodes exist (design hazard 1).
     A failed release record counts only when it is newer than `since_revision` (a failed revision an earlier run
@@ -52,7 +52,7 @@ def wait_for_cilium_objects(ctx: Ctx, since_revision: int = 0) -> dict[str, Any]
     return {"daemonset": ds_name, "configmap": cm, "t": time.time()}
 
 
-def _workload_diagnosis(ctx: Ctx, w: Workload, namespace: str) -> list[str]:
+def _workload_diagnosis(ctx: RunContext, w: Workload, namespace: str) -> list[str]:
     with ctx.kube() as kube:
         pods = kube.list_pods(namespace, w.selector)
         lines = readiness.pod_problems(pods) if pods else [f"no pods match {w.selector}"]
@@ -119,7 +119,7 @@ class AbsenceWatch:
 
 
 @sensor("check_workload")
-def check_workload(ctx: Ctx, release: str, role: str, expected_nodes: int) -> dict[str, Any]:
+def check_workload(ctx: RunContext, release: str, role: str, expected_nodes: int) -> dict[str, Any]:
     """Sensor for one workload: DaemonSet rolled out, Deployment available or Job complete (Failed is terminal).
     An object that stays absent while its release is deployed fails fast, listing what the release renders."""
     rel = ctx.stack.releases[release]

@@ -22,8 +22,8 @@ import boto3
 import pytest
 
 from tasks.adapters.kube import Kube
-from tasks.steps.runtime import CRASH_AFTER_STEP
 from tests.conftest import ROOT, start_sandbox
+from tests.support.crash_hook import CRASH_AFTER_STEP
 from tests.support.prefect_server import api_settings, cluster_configs
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -49,6 +49,8 @@ import json, sys
 from flows.install_stack import run_install
 from tasks.model import Stack
 from tasks.options import RunOptions
+from tests.support import crash_hook
+crash_hook.install()
 stack = Stack.model_validate_json(open(sys.argv[1]).read())
 options = RunOptions.model_validate_json(open(sys.argv[2]).read())
 result = run_install(stack, options)
