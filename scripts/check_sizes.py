@@ -25,7 +25,9 @@ def breaches(path: Path) -> list[str]:
             start = min([node.lineno, *(d.lineno for d in node.decorator_list)])
             length = (node.end_lineno or node.lineno) - start + 1
             if length > MAX_FUNCTION_LINES:
-                found.append(f"{path}:{node.lineno}: function {node.name} is {length} lines (at most {MAX_FUNCTION_LINES})")
+                found.append(
+                    f"{path}:{node.lineno}: function {node.name} is {length} lines (at most {MAX_FUNCTION_LINES})"
+                )
     return found
 
 
