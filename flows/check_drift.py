@@ -19,7 +19,9 @@ from tasks import drift
 from tasks.adapters import kube as kube_adapter
 from tasks.errors import DriftDetected, EksCiliumError
 from tasks.model import Component, Stack
+from tasks.names import KUBE_SYSTEM
 from tasks.options import DEFAULT_OPTIONS, DriftMode, RunOptions
+from tasks.render import RenderedStack
 from tasks.steps.access import (
     add_chart_repository,
     discover_endpoint,
@@ -36,7 +38,7 @@ from tasks.steps.drift import (
 )
 from tasks.steps.lock import cluster_lock
 from tasks.steps.releases import install_release
-from tasks.steps.runtime import artifact_key, cleanup_context, prepare_context
+from tasks.steps.runtime import RunContext, artifact_key, cleanup_context, prepare_context
 from tasks.steps.workloads import check_workload
 
 DRIFT_EVENT = "eks-cilium.drift.detected"
@@ -86,7 +88,7 @@ def check_drift(
         cleanup_context(ctx)
 
 
-def _check(ctx: Any, stack: Stack, options: RunOptions, mode: DriftMode, fail_on_drift: bool) -> dict[str, Any]:
+def _check(ctx: RunContext, stack: Stack, options: RunOptions, mode: DriftMode, fail_on_drift: bool) -> dict[str, Any]:
     logger = get_run_logger()
     validate_stack(ctx)
     cluster = discover_endpoint(ctx)
@@ -126,47 +128,60 @@ def _check(ctx: Any, stack: Stack, options: RunOptions, mode: DriftMode, fail_on
     return result
 
 
-def repair(ctx: Any, rendered: Any, items: list[drift.DriftItem]) -> tuple[list[str], list[EksCiliumError]]:
+def repair(
+    ctx: RunContext, rendered: RenderedStack, items: list[drift.DriftItem]
+) -> tuple[list[str], list[EksCiliumError]]:
     """Re-run only the steps the drifted checks name, through the install flow's own tasks. Every workload of a
     repaired release is checked even when one fails; a release that fails to install stops the releases after it
     (Cilium comes first: the others need it). Returns what was done and what failed."""
-    stack = ctx.stack
     done: list[str] = []
-    failures: list[EksCiliumError] = []
-    wanted = {i.repair for i in items if i.repair}
-    if "cni:daemonsets" in wanted:
-        done += [f"removed kube-system/{d}" for d in remove_conflicting_daemonsets(ctx)]
-    if "nodegroup:scale" in wanted:
+    wanted = [i.repair for i in items if i.repair is not None]
+    if any(isinstance(r, drift.RemoveConflictingDaemonSets) for r in wanted):
+        done += [f"removed {KUBE_SYSTEM}/{d}" for d in remove_conflicting_daemonsets(ctx)]
+    if any(isinstance(r, drift.ScaleNodegroup) for r in wanted):
         scale_nodegroup(ctx, rendered)
         wait_for_nodes_count(ctx, rendered)
         done.append("nodegroup scaled back")
-    releases = [r.split(":", 1)[1] for r in wanted if r and r.startswith("release:")]
+    releases: dict[str, drift.ReinstallRelease] = {}
+    for r in wanted:
+        if isinstance(r, drift.ReinstallRelease):
+            # Two checks may name one release (its values and the cluster identity): one values-only change restarts.
+            seen = releases.get(r.release)
+            values_only = r.values_only or (seen is not None and seen.values_only)
+            releases[r.release] = drift.ReinstallRelease(r.release, values_only)
+    failures = _reinstall(ctx, rendered, [releases[n] for n in ctx.stack.releases if n in releases], done)
+    return done, failures
+
+
+def _reinstall(
+    ctx: RunContext, rendered: RenderedStack, releases: list[drift.ReinstallRelease], done: list[str]
+) -> list[EksCiliumError]:
+    """Install the releases in the stack's order (Cilium first); restart Cilium's agents after a values-only change
+    (the chart does not); check every workload of each."""
+    failures: list[EksCiliumError] = []
     if releases:
         add_chart_repository(ctx)
-    expected_nodes = rendered.nodegroup.desired_size
-    for name in [n for n in stack.releases if n in releases]:  # the stack's order: Cilium first
-        before = next(i for i in items if i.check == f"release {name}")
+    for r in releases:
         try:
-            result = install_release(ctx, name, rendered)
+            outcome = install_release(ctx, r.release, rendered)
         except EksCiliumError as e:
             failures.append(e)
-            done.append(f"release {name}: FAILED ({e.what})")
+            done.append(f"release {r.release}: FAILED ({e.what})")
             break
-        done.append(f"release {name}: {result['action']} (revision {result['revision']})")
-        rel = stack.releases[name]
-        values_only = before.diffs and not any(d.startswith("chart version") for d in before.diffs)
-        if rel.component is Component.cilium and values_only:
-            restart_agents(ctx, name)
-            done.append(f"release {name}: agents restarted")
+        done.append(f"release {r.release}: {outcome.action.value} (revision {outcome.revision})")
+        rel = ctx.stack.releases[r.release]
+        if rel.component is Component.cilium and r.values_only:
+            restart_agents(ctx, r.release)
+            done.append(f"release {r.release}: agents restarted")
         for w in rel.workloads:
             if w.kind.value == "Job":
                 continue
             try:
-                check_workload(ctx, name, w.role, expected_nodes)
+                check_workload(ctx, r.release, w.role, rendered.nodegroup.desired_size)
             except EksCiliumError as e:
                 failures.append(e)
-                done.append(f"release {name}: {w.kind.value} {w.name} not ready ({e.what})")
-    return done, failures
+                done.append(f"release {r.release}: {w.kind.value} {w.name} not ready ({e.what})")
+    return failures
 
 
 def run_drift(stack: Stack | None, options: RunOptions, mode: DriftMode) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 from contextlib import nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +26,11 @@ from prefect.futures import PrefectFuture
 from tasks.adapters import kube as kube_adapter
 from tasks.adapters.helm import cancel_scope
 from tasks.errors import EksCiliumError, PermanentError
-from tasks.model import Component, Stack, load_stack
+from tasks.model import Component, Stack, Workload, load_stack
 from tasks.options import DEFAULT_OPTIONS, RunOptions
 from tasks.preflight import RecoveryKind, plan_recovery
+from tasks.render import RenderedStack
+from tasks.results import ClusterEndpoint, NodegroupOutcome, PreflightResult, ReleaseOutcome, WorkloadOutcome
 from tasks.steps.access import (
     add_chart_repository,
     discover_endpoint,
@@ -40,7 +43,7 @@ from tasks.steps.nodegroup import create_nodegroup, wait_for_nodegroup_active, w
 from tasks.steps.preflight import run_preflight
 from tasks.steps.releases import install_release, recover_release
 from tasks.steps.report import plan_install, verify_stack
-from tasks.steps.runtime import cleanup_context, prepare_context
+from tasks.steps.runtime import RunContext, cleanup_context, prepare_context
 from tasks.steps.workloads import check_workload, wait_for_cilium_objects
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -123,72 +126,112 @@ def install_stack(stack: Stack | None = None, options: RunOptions = DEFAULT_OPTI
         cleanup_context(ctx)
 
 
+@dataclass
+class Submitted:
+    """The install's submitted steps: every future, each one's meaning in words (for the report of a run that
+    stopped early: which steps it never reached), and the release installs whose outcomes the result lists."""
+
+    futures: list[PrefectFuture[Any]] = field(default_factory=list)
+    labels: list[tuple[PrefectFuture[Any], str]] = field(default_factory=list)
+    installs: list[PrefectFuture[ReleaseOutcome]] = field(default_factory=list)
+
+    def add(self, future: PrefectFuture[Any], label: str | None = None) -> None:
+        self.futures.append(future)
+        if label is not None:
+            self.labels.append((future, label))
+
+
 def _install(
-    ctx: Any, stack: Stack, options: RunOptions, cluster_f: PrefectFuture[Any], access_f: PrefectFuture[Any]
+    ctx: RunContext,
+    stack: Stack,
+    options: RunOptions,
+    cluster_f: PrefectFuture[ClusterEndpoint],
+    access_f: PrefectFuture[str],
 ) -> dict[str, Any]:
-    logger = get_run_logger()
     rendered_f = render_values.submit(ctx, cluster_f, wait_for=[access_f], return_state=False)
     repo_f = add_chart_repository.submit(ctx, wait_for=[rendered_f], return_state=False)
     pre_f = run_preflight.submit(ctx, cluster_f, rendered_f, wait_for=[access_f, repo_f], return_state=False)
     _wait_all([cluster_f, access_f, rendered_f, repo_f, pre_f], str(ctx.workdir))
-    pre = pre_f.result()
-    rendered = rendered_f.result()
-    base = {"cluster": stack.cluster.name, "region": stack.cluster.region, "endpoint": cluster_f.result()["endpoint"]}
-
+    pre, rendered = pre_f.result(), rendered_f.result()
+    base = {"cluster": stack.cluster.name, "region": stack.cluster.region, "endpoint": cluster_f.result().endpoint}
     if options.dry_run:
         plan = plan_install(ctx, rendered, pre)
-        return {**base, "dry_run": True, "ok": True, "plan": plan["steps"]}
+        return {**base, "dry_run": True, "ok": True, "plan": [s.as_dict() for s in plan]}
 
-    # Releases an interrupted or failed run left pending-* or failed: recover them first (preflight let them through).
+    recovered, since_revision = _recover_left_releases(ctx, stack, pre)
+    submitted = Submitted(futures=[cluster_f, access_f, rendered_f, repo_f, pre_f])
+    nodegroup_f = _submit_cilium(ctx, stack, rendered, pre, pre_f, since_revision, submitted)
+    try:
+        _wait_all(submitted.futures, str(ctx.workdir))
+    except EksCiliumError as e:
+        # The report comes out whatever stopped the run: the rows as observed now, and the steps never reached.
+        _attach_report(e, ctx, rendered, base, submitted.labels)
+        raise
+
+    report = verify_stack(ctx, rendered)
+    result = {
+        **base,
+        "dry_run": False,
+        "ok": report.ok,
+        "verification": report.as_dict(),
+        "releases": {r.release: r.as_dict() for r in (f.result() for f in submitted.installs)},
+        "nodegroup": nodegroup_f.result().as_dict(),
+        "timeline": ctx.timeline(),
+        "recovered": recovered,
+    }
+    if not report.ok:
+        raise VerificationFailed(result)
+    get_run_logger().info("install complete: every verification check passed")
+    return result
+
+
+def _recover_left_releases(ctx: RunContext, stack: Stack, pre: PreflightResult) -> tuple[list[str], int]:
+    """Recover the releases an interrupted or failed run left pending-* or failed (the preflight let them through).
+    Returns what was done, and the Cilium revision the Cilium objects sensor must see exceeded: it must not mistake
+    a failed revision left behind (and upgraded over now) for this run's; after an uninstall it starts again."""
     recoveries = {
-        name: plan_recovery(name, state.get("status"), state.get("revision"), state.get("last_deployed_revision"))
-        for name, state in pre["releases"].items()
+        name: plan_recovery(name, state.status, state.revision, state.last_deployed_revision)
+        for name, state in pre.releases.items()
     }
     recovered = [recover_release(ctx, r) for r in recoveries.values() if r is not None]
     cilium_name = stack.cilium[0]
-    expected_nodes = rendered.nodegroup.desired_size
-    # The Cilium objects sensor must not mistake a failed revision left behind (and upgraded over now) for this run's;
-    # after an uninstall the release starts again from revision 1.
     cilium_recovery = recoveries.get(cilium_name)
-    uninstalled = cilium_recovery is not None and cilium_recovery.kind is RecoveryKind.uninstall
-    since_revision = 0 if uninstalled else int((pre["releases"].get(cilium_name) or {}).get("revision") or 0)
+    if cilium_recovery is not None and cilium_recovery.kind is RecoveryKind.uninstall:
+        return recovered, 0
+    state = pre.releases.get(cilium_name)
+    return recovered, (state.revision or 0) if state is not None else 0
+
+
+def _submit_cilium(
+    ctx: RunContext,
+    stack: Stack,
+    rendered: RenderedStack,
+    pre: PreflightResult,
+    pre_f: PrefectFuture[PreflightResult],
+    since_revision: int,
+    submitted: Submitted,
+) -> PrefectFuture[NodegroupOutcome]:
+    """Cilium's install alongside the nodegroup (hazard 1), its Job and rollouts, then the other releases."""
+    cilium_name, cilium_rel = stack.cilium
+    ng = rendered.nodegroup
+    expected = ng.desired_size
     cilium_f = install_release.submit(ctx, cilium_name, rendered, wait_for=[pre_f], return_state=False)
     objects_f = wait_for_cilium_objects.submit(ctx, since_revision, wait_for=[pre_f], return_state=False)
     nodegroup_f = create_nodegroup.submit(ctx, rendered, pre, wait_for=[objects_f], return_state=False)
     active_f = wait_for_nodegroup_active.submit(ctx, rendered, wait_for=[nodegroup_f], return_state=False)
     nodes_f = wait_for_nodes_ready.submit(ctx, rendered, wait_for=[active_f], return_state=False)
-
-    cilium_rel = stack.releases[cilium_name]
-    ng = rendered.nodegroup
-    # What each step is, in words, for the report of a run that stopped early (which steps it never reached).
-    labels: list[tuple[PrefectFuture[Any], str]] = [
-        (cilium_f, f"helm install {cilium_name}"),
-        (objects_f, "Cilium objects applied"),
-        (nodegroup_f, f"create nodegroup {ng.name}"),
-        (active_f, f"nodegroup {ng.name} ACTIVE"),
-        (nodes_f, f"{ng.desired_size} nodes Ready"),
-    ]
+    submitted.installs.append(cilium_f)
+    submitted.add(cilium_f, f"helm install {cilium_name}")
+    submitted.add(objects_f, "Cilium objects applied")
+    submitted.add(nodegroup_f, f"create nodegroup {ng.name}")
+    submitted.add(active_f, f"nodegroup {ng.name} ACTIVE")
+    submitted.add(nodes_f, f"{ng.desired_size} nodes Ready")
+    # The certificate Job runs after the install's post-install hook is possible (nodes Ready); rollouts after it.
     jobs = [w for w in cilium_rel.workloads if w.kind.value == "Job"]
-    rollouts = [w for w in cilium_rel.workloads if w.kind.value != "Job"]
-    certs_f = [
-        check_workload.submit(
-            ctx, cilium_name, w.role, expected_nodes, wait_for=[cilium_f, nodes_f], return_state=False
-        )
-        for w in jobs
-    ]
-    cilium_checks = [
-        check_workload.submit(
-            ctx, cilium_name, w.role, expected_nodes, wait_for=[*certs_f, cilium_f, nodes_f], return_state=False
-        )
-        for w in rollouts
-    ]
-    labels += [
-        (f, f"{cilium_name}: {w.kind.value} {w.name}")
-        for f, w in zip([*certs_f, *cilium_checks], [*jobs, *rollouts], strict=True)
-    ]
-
-    others: list[PrefectFuture[Any]] = []
-    installs = [cilium_f]
+    certs_f = [_check(ctx, cilium_name, w, expected, [cilium_f, nodes_f], submitted) for w in jobs]
+    for w in cilium_rel.workloads:
+        if w.kind.value != "Job":
+            _check(ctx, cilium_name, w, expected, [*certs_f, cilium_f, nodes_f], submitted)
     for component in (Component.tetragon, Component.dnsproxy):
         found = stack.release_for(component)
         if found is None or not found[1].enabled:
@@ -197,59 +240,32 @@ def _install(
         # Tetragon and the DNS proxy need nodes whose Cilium agent runs (nodes Ready), not the Hubble certificates
         # that Cilium's install still waits for: starting them here overlaps their image pulls with that Job.
         inst = install_release.submit(ctx, name, rendered, wait_for=[objects_f, nodes_f], return_state=False)
-        installs.append(inst)
-        checks = [
-            check_workload.submit(ctx, name, w.role, expected_nodes, wait_for=[inst], return_state=False)
-            for w in rel.workloads
-        ]
-        others += checks
-        labels += [
-            (inst, f"helm install {name}"),
-            *((f, f"{name}: {w.kind.value} {w.name}") for f, w in zip(checks, rel.workloads, strict=True)),
-        ]
+        submitted.installs.append(inst)
+        submitted.add(inst, f"helm install {name}")
+        for w in rel.workloads:
+            _check(ctx, name, w, expected, [inst], submitted)
+    return nodegroup_f
 
-    everything = [
-        cluster_f,
-        access_f,
-        rendered_f,
-        repo_f,
-        pre_f,
-        cilium_f,
-        objects_f,
-        nodegroup_f,
-        active_f,
-        nodes_f,
-        *certs_f,
-        *cilium_checks,
-        *installs,
-        *others,
-    ]
-    try:
-        _wait_all(everything, str(ctx.workdir))
-    except EksCiliumError as e:
-        # The report comes out whatever stopped the run: the rows as observed now, and the steps never reached.
-        _attach_report(e, ctx, rendered, base, labels)
-        raise
 
-    report = verify_stack(ctx, rendered)
-    result = {
-        **base,
-        "dry_run": False,
-        "ok": report["ok"],
-        "verification": report,
-        "releases": {r["release"]: r for r in (f.result() for f in installs)},
-        "nodegroup": nodegroup_f.result(),
-        "timeline": ctx.timeline(),
-        "recovered": recovered,
-    }
-    if not report["ok"]:
-        raise VerificationFailed(result)
-    logger.info("install complete: every verification check passed")
-    return result
+def _check(
+    ctx: RunContext,
+    release: str,
+    w: Workload,
+    expected_nodes: int,
+    wait_for: list[PrefectFuture[Any]],
+    submitted: Submitted,
+) -> PrefectFuture[WorkloadOutcome]:
+    f = check_workload.submit(ctx, release, w.role, expected_nodes, wait_for=wait_for, return_state=False)
+    submitted.add(f, f"{release}: {w.kind.value} {w.name}")
+    return f
 
 
 def _attach_report(
-    error: EksCiliumError, ctx: Any, rendered: Any, base: dict[str, Any], labels: list[tuple[PrefectFuture[Any], str]]
+    error: EksCiliumError,
+    ctx: RunContext,
+    rendered: RenderedStack,
+    base: dict[str, Any],
+    labels: list[tuple[PrefectFuture[Any], str]],
 ) -> None:
     """Give a run that stopped early its verification report (`error.report`): the checks as observed now, which
     steps it never reached, and the error. Best effort: a cluster that cannot be read leaves the error alone."""
@@ -263,7 +279,7 @@ def _attach_report(
         **base,
         "dry_run": False,
         "ok": False,
-        "verification": report,
+        "verification": report.as_dict(),
         "error": str(error),
         "not_reached": not_reached,
         "timeline": ctx.timeline(),

@@ -51,8 +51,8 @@ def plan_teardown(ctx: RunContext, order: list[TeardownStep]) -> list[dict[str, 
             live = live_release(ctx, s.name, rel)
             present = live is not None
             detail = (
-                f"helm uninstall {s.name} -n {rel.namespace} (chart {live['version']}, revision {live['revision']}, "
-                f"{live['status']})"
+                f"helm uninstall {s.name} -n {rel.namespace} (chart {live.version}, revision {live.revision}, "
+                f"{live.status})"
                 if live
                 else f"release {s.name} is not installed"
             )

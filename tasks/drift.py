@@ -4,16 +4,49 @@ deletes itself 30 minutes after finishing; generated certificate Secrets are not
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from tasks import readiness, verify
 from tasks.diff import diff_values
 from tasks.model import Stack
+from tasks.names import KUBE_SYSTEM
 from tasks.nodegroup_plan import NodegroupPlan, nodegroup_spec_differences
 from tasks.preflight import CONFLICTING_ADDONS, CONFLICTING_DAEMONSETS
+from tasks.results import LiveRelease
 
 OK, DRIFTED, BROKEN = "ok", "drifted", "broken"
+
+
+@dataclass(frozen=True)
+class ReinstallRelease:
+    """`helm upgrade --install` the release with the desired chart and values."""
+
+    release: str
+    values_only: bool = False  # the chart version is as desired: Cilium's agents must be restarted to load it
+
+    def __str__(self) -> str:
+        return f"release:{self.release}"
+
+
+@dataclass(frozen=True)
+class ScaleNodegroup:
+    """Set the nodegroup's scaling back to the desired sizes and wait for the nodes."""
+
+    def __str__(self) -> str:
+        return "nodegroup:scale"
+
+
+@dataclass(frozen=True)
+class RemoveConflictingDaemonSets:
+    """Delete aws-node / kube-proxy DaemonSets that came back in kube-system."""
+
+    def __str__(self) -> str:
+        return "cni:daemonsets"
+
+
+# What repairs a drifted check (str() is its name in the JSON report).
+RepairAction = ReinstallRelease | ScaleNodegroup | RemoveConflictingDaemonSets
 
 
 @dataclass(frozen=True)
@@ -22,32 +55,35 @@ class DriftItem:
     status: str
     detail: str
     diffs: list[str] = field(default_factory=list)
-    repair: str | None = None  # "release:<name>", "restart:<release>", "nodegroup:scale", "cni:daemonsets", or None
+    repair: RepairAction | None = None  # None: not repaired automatically
 
     @property
     def ok(self) -> bool:
         return self.status == OK
 
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "check": self.check,
+            "status": self.status,
+            "detail": self.detail,
+            "diffs": list(self.diffs),
+            "repair": None if self.repair is None else str(self.repair),
+        }
 
-def release_drift(name: str, version: str, live: dict[str, Any] | None, desired: dict[str, Any]) -> DriftItem:
+
+def release_drift(name: str, version: str, live: LiveRelease | None, desired: dict[str, Any]) -> DriftItem:
     check = f"release {name}"
     if live is None:
-        return DriftItem(check, BROKEN, "not installed", repair=f"release:{name}")
-    diffs = []
-    if str(live.get("version", "")).lstrip("v") != version.lstrip("v"):
-        diffs.append(f"chart version: live {live.get('version')} -> desired {version}")
-    diffs += [str(d) for d in diff_values(live.get("config") or {}, desired)]
-    if live.get("status") != "deployed":
-        return DriftItem(
-            check, BROKEN, f"status {live.get('status')} (revision {live.get('revision')})", diffs, f"release:{name}"
-        )
+        return DriftItem(check, BROKEN, "not installed", repair=ReinstallRelease(name))
+    version_diffs = [] if live.runs(version) else [f"chart version: live {live.version} -> desired {version}"]
+    value_diffs = [str(d) for d in diff_values(live.config, desired)]
+    diffs = version_diffs + value_diffs
+    repair = ReinstallRelease(name, values_only=bool(value_diffs) and not version_diffs)
+    if not live.deployed:
+        return DriftItem(check, BROKEN, f"status {live.status} (revision {live.revision})", diffs, repair)
     if diffs:
-        return DriftItem(
-            check, DRIFTED, f"{len(diffs)} difference(s) from the desired chart and values", diffs, f"release:{name}"
-        )
-    return DriftItem(
-        check, OK, f"deployed, chart {live.get('version')}, values as desired (revision {live.get('revision')})"
-    )
+        return DriftItem(check, DRIFTED, f"{len(diffs)} difference(s) from the desired chart and values", diffs, repair)
+    return DriftItem(check, OK, f"deployed, chart {live.version}, values as desired (revision {live.revision})")
 
 
 def workload_drift(
@@ -85,7 +121,7 @@ def nodegroup_drift(plan: NodegroupPlan, live: dict[str, Any] | None) -> DriftIt
             DRIFTED,
             f"{len(diffs)} difference(s) from configs/nodegroup.yaml",
             diffs,
-            "nodegroup:scale" if scaling_only else None,
+            ScaleNodegroup() if scaling_only else None,
         )
     return DriftItem(check, OK, f"ACTIVE, {plan.desired_size} x {','.join(plan.instance_types)} as desired")
 
@@ -98,7 +134,7 @@ def cluster_identity_drift(stack: Stack, data: dict[str, Any] | None) -> DriftIt
     if not diffs:
         return DriftItem(check.name, OK, check.observed)
     if data is None:
-        return DriftItem(check.name, BROKEN, "missing", diffs, f"release:{stack.cilium[0]}")
+        return DriftItem(check.name, BROKEN, "missing", diffs, ReinstallRelease(stack.cilium[0]))
     return DriftItem(check.name, DRIFTED, f"{check.observed}; the stack says {check.expected}", diffs)
 
 
@@ -107,7 +143,7 @@ def cni_drift(addons: list[str] | None, daemonsets: list[str]) -> DriftItem:
     bad_ds = [d for d in daemonsets if d in CONFLICTING_DAEMONSETS]
     if not bad_addons and not bad_ds:
         return DriftItem("CNI conflicts", OK, "no aws-node / kube-proxy, no vpc-cni / kube-proxy add-ons")
-    diffs = [f"kube-system/{d}: live present -> desired absent" for d in bad_ds]
+    diffs = [f"{KUBE_SYSTEM}/{d}: live present -> desired absent" for d in bad_ds]
     diffs += [
         f"EKS add-on {a}: live installed -> desired absent (remove with `aws eks delete-addon`)" for a in bad_addons
     ]
@@ -116,7 +152,7 @@ def cni_drift(addons: list[str] | None, daemonsets: list[str]) -> DriftItem:
         BROKEN,
         "conflicting CNI components are back",
         diffs,
-        "cni:daemonsets" if bad_ds and not bad_addons else None,
+        RemoveConflictingDaemonSets() if bad_ds and not bad_addons else None,
     )
 
 
@@ -148,4 +184,4 @@ def markdown(title: str, items: list[DriftItem]) -> str:
 
 
 def as_dicts(items: list[DriftItem]) -> list[dict[str, Any]]:
-    return [asdict(i) for i in items]
+    return [i.as_dict() for i in items]

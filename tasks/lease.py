@@ -17,7 +17,9 @@ import datetime
 from dataclasses import dataclass
 from typing import Any, Literal
 
-LEASE_NAMESPACE = "kube-system"
+from tasks.names import KUBE_SYSTEM
+
+LEASE_NAMESPACE = KUBE_SYSTEM
 LEASE_NAME = "eks-cilium-lock"
 LEASE_SECONDS = 60  # a holder that stops renewing loses the lock this long after its last renewal
 RENEW_EVERY_SECONDS = 15.0  # three renewals may fail (API hiccups) before the lease expires

@@ -11,6 +11,7 @@ from typing import Any
 
 from tasks.errors import ConfigError
 from tasks.model import Nodegroup, Stack
+from tasks.network import pick_node_role, private_subnets
 
 _SUPPORTED_NG_KEYS = {
     "name",
@@ -256,3 +257,78 @@ def nodegroup_spec_differences(plan: NodegroupPlan, live: dict[str, Any]) -> lis
     if live.get("taints") is not None and live_taints != set(plan.taints):
         diffs.append(f"taints: live {sorted(live_taints)!r}, wanted {sorted(plan.taints)!r}")
     return diffs
+
+
+@dataclass(frozen=True)
+class NodegroupFacts:
+    """What the account says about where the nodegroup goes and which role its nodes take (read by the step)."""
+
+    cluster_subnets: tuple[str, ...]  # the cluster's own subnets (DescribeCluster)
+    described_subnets: tuple[dict[str, Any], ...] = ()  # DescribeSubnets of those
+    route_tables: tuple[dict[str, Any], ...] = ()  # the VPC's route tables (privateNetworking only)
+    role_arns: dict[str, str | None] = field(default_factory=dict)  # role name -> ARN, None = no such role
+    role_names: tuple[str, ...] = ()  # every role in the account (automatic choice only)
+
+
+@dataclass(frozen=True)
+class NodegroupResolution:
+    """The CreateNodegroup request, or every problem that prevents it."""
+
+    request: dict[str, Any] | None
+    problems: tuple[str, ...] = ()
+
+
+def role_candidates(plan: NodegroupPlan, cluster: str, role_names: list[str]) -> list[str]:
+    """The role names whose ARN must be looked up: the configured one, else the automatic candidates."""
+    if plan.node_role:
+        return [] if plan.node_role.startswith("arn:") else [plan.node_role]
+    return pick_node_role(role_names, cluster)
+
+
+def _subnets(plan: NodegroupPlan, facts: NodegroupFacts) -> tuple[list[str], list[str]]:
+    if plan.subnets:
+        return list(plan.subnets), []
+    described = list(facts.described_subnets)
+    if not plan.private_networking:
+        return [s["SubnetId"] for s in described], []
+    chosen = private_subnets(described, list(facts.route_tables))
+    if chosen:
+        return chosen, []
+    return [], [
+        f"nodegroup {plan.name}: privateNetworking is true but none of the cluster's subnets "
+        f"({', '.join(facts.cluster_subnets) or 'none'}) is private (each routes 0.0.0.0/0 to an internet "
+        "gateway). Fix: add private subnets to the cluster, or list subnets in the nodegroup file"
+    ]
+
+
+def _role(plan: NodegroupPlan, cluster: str, facts: NodegroupFacts) -> tuple[str | None, list[str]]:
+    role = plan.node_role
+    if role and role.startswith("arn:"):
+        return role, []
+    if role:
+        arn = facts.role_arns.get(role)
+        if arn is None:
+            return None, [
+                f"nodegroup {plan.name}: IAM role {role!r} does not exist. Fix: create it with "
+                "AmazonEKSWorkerNodePolicy, AmazonEC2ContainerRegistryPullOnly and AmazonEKS_CNI_Policy"
+            ]
+        return arn, []
+    candidates = pick_node_role(list(facts.role_names), cluster)
+    if len(candidates) == 1 and facts.role_arns.get(candidates[0]):
+        return facts.role_arns[candidates[0]], []
+    found = "candidates: " + ", ".join(candidates) if candidates else "no role name contains the cluster name and node"
+    return None, [
+        f"nodegroup {plan.name}: cannot choose the node IAM role automatically ({found}). "
+        "Fix: set nodegroup.node_role in the stack to the role's name or ARN"
+    ]
+
+
+def resolve_nodegroup(plan: NodegroupPlan, cluster: str, facts: NodegroupFacts) -> NodegroupResolution:
+    """Subnets (the plan's, else the cluster's, private ones for privateNetworking) and the node role (the plan's
+    name or ARN, else the one role named after the cluster and 'node') -> the CreateNodegroup request."""
+    subnets, problems = _subnets(plan, facts)
+    role, role_problems = _role(plan, cluster, facts)
+    problems += role_problems
+    if problems or role is None:
+        return NodegroupResolution(None, tuple(problems))
+    return NodegroupResolution(create_nodegroup_request(plan, cluster, subnets, role))

@@ -11,10 +11,9 @@ from enum import StrEnum
 from typing import Any
 
 from tasks import helm_argv
+from tasks.names import CONFLICTING_ADDONS, CONFLICTING_DAEMONSETS, DEPLOYED, FAILED, PENDING_PREFIX, SERVICEMONITOR_CRD
 
-SERVICEMONITOR_CRD = "servicemonitors.monitoring.coreos.com"
-CONFLICTING_ADDONS = ("vpc-cni", "kube-proxy")
-CONFLICTING_DAEMONSETS = ("aws-node", "kube-proxy")
+__all__ = ["CONFLICTING_ADDONS", "CONFLICTING_DAEMONSETS", "SERVICEMONITOR_CRD"]
 
 
 @dataclass
@@ -100,18 +99,35 @@ class Recovery:
 
 def needs_recovery(status: str | None) -> bool:
     """A release helm left in a state the next install must deal with first (Ctrl-C, kill -9, a timed-out hook)."""
-    return bool(status) and (str(status).startswith("pending-") or status == "failed")
+    return bool(status) and (str(status).startswith(PENDING_PREFIX) or status == FAILED)
 
 
 def plan_recovery(name: str, status: str | None, revision: int | None, last_deployed: int | None) -> Recovery | None:
     """The recovery for a release in `status`, or None when it needs none (pure)."""
     if not status or not needs_recovery(status):
         return None
-    if status == "failed":
+    if status == FAILED:
         kind = RecoveryKind.upgrade_over if last_deployed else RecoveryKind.uninstall
     else:
         kind = RecoveryKind.rollback if last_deployed else RecoveryKind.uninstall
     return Recovery(kind, name, status, revision, last_deployed)
+
+
+def recovered_before_install(state: ReleaseState) -> bool:
+    """A release the install recovers before anything else (rolled back or uninstalled): helm cannot render it
+    until then. A failed release with a deployed revision is simply upgraded over."""
+    recovery = plan_recovery(state.name, state.status, state.revision, state.last_deployed_revision)
+    return recovery is not None and recovery.kind is not RecoveryKind.upgrade_over
+
+
+def existing_nodegroup_problems(name: str, differences: list[str]) -> list[str]:
+    """A nodegroup that exists with another spec blocks the install: it is never changed silently."""
+    if not differences:
+        return []
+    return [
+        f"nodegroup {name} exists with a different spec ({'; '.join(differences)}). This flow never changes "
+        "a nodegroup silently. Fix: align configs/nodegroup.yaml with it, or replace the nodegroup deliberately"
+    ]
 
 
 def recovery_commands(state: ReleaseState, helm: str = "helm") -> list[str]:
@@ -159,7 +175,7 @@ def _default_addon_problems(facts: ClusterFacts) -> list[str]:
 
 def _foreign_node_problems(facts: ClusterFacts) -> list[str]:
     cilium = facts.releases.get(facts.cilium_release)
-    cilium_installed = cilium is not None and cilium.status == "deployed"
+    cilium_installed = cilium is not None and cilium.status == DEPLOYED
     # Nodes of the stack's own nodegroup are a resumed install (a run that died after creating the nodegroup, which
     # it does only once Cilium's objects exist; without default add-ons no other CNI can have initialised them):
     # they stay NotReady until Cilium runs. Any other node may carry another CNI for good.

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from tasks.names import node_nodegroup
+
 
 @dataclass(frozen=True)
 class Verdict:
@@ -122,12 +124,7 @@ def node_ready(node: dict[str, Any]) -> bool:
 
 
 def nodes(node_list: list[dict[str, Any]], *, expected: int, nodegroup: str | None = None) -> Verdict:
-    members = [
-        n
-        for n in node_list
-        if nodegroup is None
-        or ((n.get("metadata") or {}).get("labels") or {}).get("eks.amazonaws.com/nodegroup") == nodegroup
-    ]
+    members = [n for n in node_list if nodegroup is None or node_nodegroup(n) == nodegroup]
     ready = [n for n in members if node_ready(n)]
     not_ready = []
     for n in members:

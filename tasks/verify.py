@@ -8,6 +8,7 @@ from typing import Any
 
 from tasks import readiness
 from tasks.model import Release, Stack, Workload
+from tasks.names import CILIUM_CONFIG_MAP, DEPLOYED
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ ROLE_TITLES = {
 def cilium_config_map(stack: Stack) -> tuple[str, str]:
     """(namespace, name) of the ConfigMap the Cilium agents read their cluster identity from."""
     _, rel = stack.cilium
-    return rel.namespace, rel.config_map or "cilium-config"
+    return rel.namespace, rel.config_map or CILIUM_CONFIG_MAP
 
 
 def cluster_identity_differences(stack: Stack, data: dict[str, Any] | None) -> list[str]:
@@ -116,7 +117,7 @@ def _release_checks(rname: str, rel: Release, obs: Observed, node_names: set[str
             f"{rname}: release",
             f"deployed, chart {rel.version}",
             f"{state.get('status', 'not installed')}, chart {state.get('version', '-')}",
-            state.get("status") == "deployed" and str(state.get("version", "")).lstrip("v") == rel.version.lstrip("v"),
+            state.get("status") == DEPLOYED and str(state.get("version", "")).lstrip("v") == rel.version.lstrip("v"),
         )
     ]
     for w in rel.workloads:

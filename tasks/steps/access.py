@@ -23,6 +23,7 @@ from tasks.errors import (
 from tasks.options import NodegroupMethod
 from tasks.readiness import Verdict
 from tasks.render import RenderedStack, dump_yaml, load_inputs, render_stack, write_private
+from tasks.results import ClusterEndpoint
 from tasks.steps.runtime import RunContext, sense, sensor, step
 from tasks.values import normalise_endpoint
 
@@ -51,7 +52,7 @@ def validate_stack(ctx: RunContext) -> RenderedStack:
 
 
 @sensor("discover_endpoint")
-def discover_endpoint(ctx: RunContext) -> dict[str, Any]:
+def discover_endpoint(ctx: RunContext) -> ClusterEndpoint:
     """Sensor: DescribeCluster until ACTIVE with an endpoint; FAILED/DELETING and unknown clusters fail fast."""
     aws = ctx.aws()
     name = ctx.stack.cluster.name
@@ -70,23 +71,14 @@ def discover_endpoint(ctx: RunContext) -> dict[str, Any]:
         hint=f"check the cluster in the EKS console ({ctx.stack.cluster.region}); raise "
         "timeouts.endpoint if it is still being created",
     )
-    endpoint = normalise_endpoint(seen["endpoint"])
-    return {
-        "endpoint": seen["endpoint"],
-        "host": endpoint.host,
-        "port": endpoint.port,
-        "ca": (seen.get("certificateAuthority") or {}).get("data", ""),
-        "subnets": list((seen.get("resourcesVpcConfig") or {}).get("subnetIds") or []),
-        "vpc": (seen.get("resourcesVpcConfig") or {}).get("vpcId"),
-        "version": seen.get("version"),
-    }
+    return ClusterEndpoint.from_described(seen)
 
 
 @step("prepare_cluster_access")
-def prepare_cluster_access(ctx: RunContext, cluster: dict[str, Any]) -> str:
+def prepare_cluster_access(ctx: RunContext, cluster: ClusterEndpoint) -> str:
     """A 0600 kubeconfig whose user is the EKS exec credential plugin; checks the API answers."""
     cfg = exec_kubeconfig(
-        ctx.stack.cluster.name, ctx.stack.cluster.region, cluster["endpoint"], cluster["ca"], cache_dir=str(ctx.workdir)
+        ctx.stack.cluster.name, ctx.stack.cluster.region, cluster.endpoint, cluster.ca, cache_dir=str(ctx.workdir)
     )
     path = write_private(Path(ctx.kubeconfig), yaml.safe_dump(cfg))
     # Mint the first token here, where boto3 is already loaded, into the plugin's cache: the plugin processes that
@@ -95,16 +87,16 @@ def prepare_cluster_access(ctx: RunContext, cluster: dict[str, Any]) -> str:
     with ctx.kube() as kube:
         v = kube.version()
     get_run_logger().info(
-        "connected to %s (Kubernetes %s)", cluster["endpoint"], v.get("git_version") or v.get("gitVersion")
+        "connected to %s (Kubernetes %s)", cluster.endpoint, v.get("git_version") or v.get("gitVersion")
     )
     return str(path)
 
 
 @task(name="render_values", cache_policy=NO_CACHE)
-def render_values(ctx: RunContext, cluster: dict[str, Any]) -> RenderedStack:
+def render_values(ctx: RunContext, cluster: ClusterEndpoint) -> RenderedStack:
     """Values with the discovered endpoint, written 0600 into the run's private directory."""
     rendered = render_stack(
-        load_inputs(ctx.config_dir, ctx.stack), normalise_endpoint(cluster["endpoint"]), ctx.options.values_overrides
+        load_inputs(ctx.config_dir, ctx.stack), normalise_endpoint(cluster.endpoint), ctx.options.values_overrides
     )
     if rendered.errors:
         raise ConfigError(
@@ -114,7 +106,7 @@ def render_values(ctx: RunContext, cluster: dict[str, Any]) -> RenderedStack:
         )
     for name, values in rendered.values.items():
         write_private(Path(ctx.values_file(name)), dump_yaml(values))
-    get_run_logger().info("rendered values for %s (k8sServiceHost=%s)", ", ".join(rendered.values), cluster["host"])
+    get_run_logger().info("rendered values for %s (k8sServiceHost=%s)", ", ".join(rendered.values), cluster.host)
     return rendered
 
 

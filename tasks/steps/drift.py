@@ -3,16 +3,16 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from prefect import get_run_logger
 
 from tasks import drift, readiness, verify
 from tasks.adapters.kube import Kube
 from tasks.errors import EksCiliumError
+from tasks.names import KUBE_SYSTEM, node_nodegroup
 from tasks.preflight import CONFLICTING_DAEMONSETS
 from tasks.readiness import Verdict
 from tasks.render import RenderedStack
+from tasks.results import NodegroupAction, NodegroupOutcome
 from tasks.steps.nodegroup import node_diagnosis
 from tasks.steps.releases import live_release
 from tasks.steps.runtime import RunContext, sense, sensor, step
@@ -44,9 +44,7 @@ def observe_drift(ctx: RunContext, rendered: RenderedStack) -> list[drift.DriftI
         addons = None
     with ctx.kube() as kube:
         nodes = kube.list_nodes()
-        members = [
-            n for n in nodes if ((n["metadata"].get("labels") or {}).get("eks.amazonaws.com/nodegroup") == plan.name)
-        ]
+        members = [n for n in nodes if node_nodegroup(n) == plan.name]
         ready = [n for n in members if readiness.node_ready(n)]
         for name, rel in stack.releases.items():
             if not rel.enabled:
@@ -58,7 +56,7 @@ def observe_drift(ctx: RunContext, rendered: RenderedStack) -> list[drift.DriftI
                     w.kind.value == "Job" and verdict.summary == "does not exist" and certs_ttl_noise(kube, ns, w.name)
                 )
                 items.append(drift.workload_drift(name, w.kind.value, f"{ns}/{w.name}", verdict, ttl_noise=noise))
-        ds = [d["metadata"]["name"] for d in kube.list_daemonsets("kube-system")]
+        ds = [d["metadata"]["name"] for d in kube.list_daemonsets(KUBE_SYSTEM)]
         cilium_cm = kube.get("ConfigMap", *verify.cilium_config_map(stack)) if stack.cilium[1].enabled else None
     if stack.cilium[1].enabled:
         items.append(drift.cluster_identity_drift(stack, None if cilium_cm is None else cilium_cm.get("data") or {}))
@@ -87,7 +85,7 @@ def restart_agents(ctx: RunContext, release: str) -> str:
 
 
 @step("scale_nodegroup")
-def scale_nodegroup(ctx: RunContext, rendered: RenderedStack) -> dict[str, Any]:
+def scale_nodegroup(ctx: RunContext, rendered: RenderedStack) -> NodegroupOutcome:
     plan = rendered.nodegroup
     ctx.aws().update_nodegroup_scaling(
         ctx.stack.cluster.name,
@@ -95,19 +93,19 @@ def scale_nodegroup(ctx: RunContext, rendered: RenderedStack) -> dict[str, Any]:
         {"minSize": plan.min_size, "maxSize": plan.max_size, "desiredSize": plan.desired_size},
     )
     get_run_logger().info("nodegroup %s scaled back to %d", plan.name, plan.desired_size)
-    return {"nodegroup": plan.name, "desired": plan.desired_size}
+    return NodegroupOutcome(plan.name, NodegroupAction.scaled, None)
 
 
 @step("remove_conflicting_daemonsets")
 def remove_conflicting_daemonsets(ctx: RunContext) -> list[str]:
     removed = []
     with ctx.kube() as kube:
-        for d in kube.list_daemonsets("kube-system"):
+        for d in kube.list_daemonsets(KUBE_SYSTEM):
             name = d["metadata"]["name"]
             if name in CONFLICTING_DAEMONSETS:
-                kube.delete_daemonset("kube-system", name)
+                kube.delete_daemonset(KUBE_SYSTEM, name)
                 removed.append(name)
-    get_run_logger().warning("removed conflicting DaemonSet(s) kube-system/%s", ", kube-system/".join(removed))
+    get_run_logger().warning("removed conflicting DaemonSet(s) %s", ", ".join(f"{KUBE_SYSTEM}/{r}" for r in removed))
     return removed
 
 
@@ -119,11 +117,7 @@ def wait_for_nodes_count(ctx: RunContext, rendered: RenderedStack) -> str:
 
     def probe() -> Verdict:
         with ctx.kube() as kube:
-            members = [
-                n
-                for n in kube.list_nodes()
-                if (n["metadata"].get("labels") or {}).get("eks.amazonaws.com/nodegroup") == plan.name
-            ]
+            members = [n for n in kube.list_nodes() if node_nodegroup(n) == plan.name]
         ready = sum(1 for n in members if readiness.node_ready(n))
         return Verdict(
             ready == plan.desired_size == len(members), f"{ready} Ready of {len(members)}, want {plan.desired_size}"

@@ -342,6 +342,7 @@ def cluster_kubeconfig(stack: Stack, workdir: Path) -> str:
     from tasks.access import exec_kubeconfig
     from tasks.adapters.aws import Aws
     from tasks.render import write_private
+    from tasks.results import ClusterEndpoint
 
     cluster = Aws(stack.cluster.region).describe_cluster(stack.cluster.name)
     verdict = readiness.cluster(cluster)
@@ -351,11 +352,12 @@ def cluster_kubeconfig(stack: Stack, workdir: Path) -> str:
             observed=verdict.summary,
             hint="run again once the cluster is ACTIVE",
         )
+    endpoint = ClusterEndpoint.from_described(cluster)
     cfg = exec_kubeconfig(
         stack.cluster.name,
         stack.cluster.region,
-        cluster["endpoint"],
-        (cluster.get("certificateAuthority") or {}).get("data", ""),
+        endpoint.endpoint,
+        endpoint.ca,
         cache_dir=str(workdir),
     )
     return str(write_private(workdir / "kubeconfig", yaml.safe_dump(cfg)))

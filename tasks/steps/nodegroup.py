@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from prefect import get_run_logger
 
 from tasks import readiness
@@ -14,11 +12,12 @@ from tasks.nodegroup_plan import nodegroup_spec_differences
 from tasks.options import NodegroupMethod
 from tasks.readiness import Verdict
 from tasks.render import RenderedStack
+from tasks.results import NodegroupAction, NodegroupOutcome, PreflightResult
 from tasks.steps.runtime import RunContext, sense, sensor, step
 
 
 @step("create_nodegroup")
-def create_nodegroup(ctx: RunContext, rendered: RenderedStack, pre: dict[str, Any]) -> dict[str, Any]:
+def create_nodegroup(ctx: RunContext, rendered: RenderedStack, pre: PreflightResult) -> NodegroupOutcome:
     plan = rendered.nodegroup
     aws = ctx.aws()
     logger = get_run_logger()
@@ -34,14 +33,19 @@ def create_nodegroup(ctx: RunContext, rendered: RenderedStack, pre: dict[str, An
         logger.info(
             "nodegroup %s already exists with the desired spec (%s); nothing to do", plan.name, existing.get("status")
         )
-        return {"nodegroup": plan.name, "action": "unchanged", "status": existing.get("status")}
+        return NodegroupOutcome(plan.name, NodegroupAction.unchanged, existing.get("status"))
     ctx.mark("create nodegroup", "start")
     if ctx.options.nodegroup_method is NodegroupMethod.eksctl:
         from tasks.adapters.eksctl import create_nodegroup_with_eksctl
 
         create_nodegroup_with_eksctl(str(ctx.config_dir / ctx.stack.nodegroup.file))
     else:
-        request = pre["nodegroup_request"]
+        request = pre.nodegroup_request
+        if request is None:  # the preflight resolves it whenever the nodegroup does not exist yet
+            raise PermanentError(
+                f"nodegroup {plan.name} does not exist and the preflight resolved no CreateNodegroup request",
+                hint="run the flow again: the preflight resolves the subnets and the node role",
+            )
         aws.create_nodegroup(request)
         logger.info(
             "nodegroup %s: CreateNodegroup %s x%d in %s",
@@ -51,16 +55,16 @@ def create_nodegroup(ctx: RunContext, rendered: RenderedStack, pre: dict[str, An
             ", ".join(request["subnets"]),
         )
     ctx.mark("create nodegroup", "done")
-    return {"nodegroup": plan.name, "action": "created", "status": "CREATING"}
+    return NodegroupOutcome(plan.name, NodegroupAction.created, "CREATING")
 
 
 @sensor("wait_for_nodegroup_active")
-def wait_for_nodegroup_active(ctx: RunContext, rendered: RenderedStack) -> dict[str, Any]:
+def wait_for_nodegroup_active(ctx: RunContext, rendered: RenderedStack) -> Verdict:
     """Sensor: nodegroup ACTIVE; CREATE_FAILED / DEGRADED fail at once with the health issues (the boto3 waiter
     would ignore DEGRADED and wait 40 minutes)."""
     aws = ctx.aws()
     name = rendered.nodegroup.name
-    sense(
+    return sense(
         ctx,
         f"nodegroup {name} ACTIVE",
         lambda: readiness.nodegroup(aws.describe_nodegroup(ctx.stack.cluster.name, name)),
@@ -70,18 +74,17 @@ def wait_for_nodegroup_active(ctx: RunContext, rendered: RenderedStack) -> dict[
         "pods run (nodes without a CNI never become Ready)",
         diagnose=lambda: node_diagnosis(ctx),
     )
-    return {"nodegroup": name, "status": "ACTIVE"}
 
 
 @sensor("wait_for_nodes_ready")
-def wait_for_nodes_ready(ctx: RunContext, rendered: RenderedStack) -> dict[str, Any]:
+def wait_for_nodes_ready(ctx: RunContext, rendered: RenderedStack) -> Verdict:
     plan = rendered.nodegroup
 
     def probe() -> Verdict:
         with ctx.kube() as kube:
             return readiness.nodes(kube.list_nodes(), expected=plan.desired_size, nodegroup=plan.name)
 
-    v = sense(
+    return sense(
         ctx,
         f"{plan.desired_size} nodes Ready",
         probe,
@@ -89,7 +92,6 @@ def wait_for_nodes_ready(ctx: RunContext, rendered: RenderedStack) -> dict[str, 
         hint="nodes stay NotReady until the Cilium agent runs on them: check the cilium pods below",
         diagnose=lambda: node_diagnosis(ctx),
     )
-    return {"ready": v.summary}
 
 
 def node_diagnosis(ctx: RunContext) -> list[str]:

@@ -15,9 +15,17 @@ from tasks.errors import (
     PreflightFailed,
 )
 from tasks.model import Release
-from tasks.network import pick_node_role, private_subnets
-from tasks.nodegroup_plan import NodegroupPlan, create_nodegroup_request, nodegroup_spec_differences
+from tasks.names import KUBE_SYSTEM, node_nodegroup
+from tasks.nodegroup_plan import (
+    NodegroupFacts,
+    NodegroupPlan,
+    NodegroupResolution,
+    nodegroup_spec_differences,
+    role_candidates,
+)
+from tasks.nodegroup_plan import resolve_nodegroup as resolve_nodegroup_request
 from tasks.render import RenderedStack
+from tasks.results import ClusterEndpoint, PreflightResult
 from tasks.steps.releases import _last_deployed_revision
 from tasks.steps.runtime import RunContext, step
 from tasks.steps.threads import map_in_threads
@@ -97,59 +105,33 @@ def _render_check(ctx: RunContext, name: str, rel: Release) -> str | None:
     return None
 
 
-def resolve_nodegroup(
-    ctx: RunContext, plan: NodegroupPlan, cluster: dict[str, Any]
-) -> tuple[dict[str, Any] | None, list[str]]:
-    """The CreateNodegroup request with subnets and role resolved, or the problems preventing it."""
+def resolve_nodegroup(ctx: RunContext, plan: NodegroupPlan, cluster: ClusterEndpoint) -> NodegroupResolution:
+    """Read what the nodegroup's subnets and role are chosen from, then choose (nodegroup_plan.resolve_nodegroup)."""
     aws = ctx.aws()
-    problems: list[str] = []
-    subnets = list(plan.subnets)
-    if not subnets:
-        described = aws.describe_subnets(cluster["subnets"]) if cluster["subnets"] else []
-        if plan.private_networking:
-            vpc = cluster.get("vpc") or (described[0]["VpcId"] if described else None)
-            tables = aws.describe_route_tables(vpc) if vpc else []
-            subnets = private_subnets(described, tables)
-            if not subnets:
-                problems.append(
-                    f"nodegroup {plan.name}: privateNetworking is true but none of the cluster's subnets "
-                    f"({', '.join(cluster['subnets']) or 'none'}) is private (each routes 0.0.0.0/0 to an internet "
-                    "gateway). Fix: add private subnets to the cluster, or list subnets in the nodegroup file"
-                )
-        else:
-            subnets = [s["SubnetId"] for s in described]
-    role = plan.node_role
-    if role and not role.startswith("arn:"):
-        arn = aws.get_role_arn(role)
-        if arn is None:
-            problems.append(
-                f"nodegroup {plan.name}: IAM role {role!r} does not exist. Fix: create it with "
-                "AmazonEKSWorkerNodePolicy, AmazonEC2ContainerRegistryPullOnly and AmazonEKS_CNI_Policy"
-            )
-        role = arn
-    elif not role:
-        candidates = pick_node_role(aws.list_role_names(), ctx.stack.cluster.name)
-        if len(candidates) == 1:
-            role = aws.get_role_arn(candidates[0])
-        else:
-            found = (
-                "candidates: " + ", ".join(candidates)
-                if candidates
-                else "no role name contains the cluster name and node"
-            )
-            problems.append(
-                f"nodegroup {plan.name}: cannot choose the node IAM role automatically ({found}). "
-                "Fix: set nodegroup.node_role in the stack to the role's name or ARN"
-            )
-    if problems or not role:
-        return None, problems
-    return create_nodegroup_request(plan, ctx.stack.cluster.name, subnets, role), []
+    described: list[dict[str, Any]] = []
+    tables: list[dict[str, Any]] = []
+    if not plan.subnets and cluster.subnets:
+        described = aws.describe_subnets(list(cluster.subnets))
+        vpc = cluster.vpc or (described[0]["VpcId"] if described else None)
+        if plan.private_networking and vpc:
+            tables = aws.describe_route_tables(vpc)
+    name = ctx.stack.cluster.name
+    role_names = [] if plan.node_role else aws.list_role_names()
+    candidates = role_candidates(plan, name, role_names)
+    # An automatic choice needs exactly one candidate: looking up several would only be thrown away.
+    lookups = candidates if plan.node_role or len(candidates) == 1 else []
+    facts = NodegroupFacts(
+        cluster_subnets=cluster.subnets,
+        described_subnets=tuple(described),
+        route_tables=tuple(tables),
+        role_arns={r: aws.get_role_arn(r) for r in lookups},
+        role_names=tuple(role_names),
+    )
+    return resolve_nodegroup_request(plan, name, facts)
 
 
-@step("run_preflight")
-def run_preflight(ctx: RunContext, cluster: dict[str, Any], rendered: RenderedStack) -> dict[str, Any]:
-    """Every check that must pass before anything changes; all problems are reported together."""
-    logger = get_run_logger()
+def cluster_facts(ctx: RunContext, rendered: RenderedStack) -> preflight.ClusterFacts:
+    """What the account and the cluster say, read once: add-ons, caller, RBAC, nodes, DaemonSets, CRDs, releases."""
     aws = ctx.aws()
     name = ctx.stack.cluster.name
     try:
@@ -158,7 +140,7 @@ def run_preflight(ctx: RunContext, cluster: dict[str, Any], rendered: RenderedSt
         raise
     except PermanentError as e:
         addons = None
-        logger.warning("could not list EKS add-ons (%s); relying on the DaemonSet check", e.what)
+        get_run_logger().warning("could not list EKS add-ons (%s); relying on the DaemonSet check", e.what)
     try:
         principal = aws.caller_arn()
     except EksCiliumError:
@@ -171,12 +153,9 @@ def run_preflight(ctx: RunContext, cluster: dict[str, Any], rendered: RenderedSt
             region=ctx.stack.cluster.region,
             principal=principal,
             addons=addons,
-            kube_system_daemonsets=[d["metadata"]["name"] for d in kube.list_daemonsets("kube-system")],
+            kube_system_daemonsets=[d["metadata"]["name"] for d in kube.list_daemonsets(KUBE_SYSTEM)],
             nodes=[n["metadata"]["name"] for n in nodes],
-            node_nodegroups={
-                n["metadata"]["name"]: (n["metadata"].get("labels") or {}).get("eks.amazonaws.com/nodegroup", "")
-                for n in nodes
-            },
+            node_nodegroups={n["metadata"]["name"]: node_nodegroup(n) for n in nodes},
             own_nodegroup=rendered.nodegroup.name,
             servicemonitor_crd=kube.crd_exists(preflight.SERVICEMONITOR_CRD),
             admin_allowed=allowed,
@@ -185,54 +164,54 @@ def run_preflight(ctx: RunContext, cluster: dict[str, Any], rendered: RenderedSt
             recover_pending=ctx.options.recover_pending,
         )
     facts.releases = release_states(ctx)
-    enabled = {rname: rel for rname, rel in ctx.stack.releases.items() if rel.enabled}
+    return facts
+
+
+def _check_charts(ctx: RunContext, facts: preflight.ClusterFacts, enabled: dict[str, Release]) -> None:
     # One helm process per release: run concurrently, they are most of the preflight's time.
     available = map_in_threads(lambda item: _chart_available(ctx, *item), list(enabled.items()), name="preflight")
     for rname, missing in zip(enabled, available, strict=True):
         if missing:
             facts.missing_chart_versions[rname] = missing
+
+
+def _check_renders(ctx: RunContext, facts: preflight.ClusterFacts, enabled: dict[str, Release]) -> None:
+    """Render each release against the cluster, except where helm cannot yet: the chart is missing, or the release
+    is left pending (helm refuses even a dry run) or never deployed (removed first); both are recovered first."""
+    to_render = []
+    for rname, rel in enabled.items():
+        state = facts.releases.get(rname)
+        if state is not None and preflight.recovered_before_install(state):
+            get_run_logger().warning("release %s is %s: it will be recovered before the install", rname, state.status)
+        elif rname not in facts.missing_chart_versions:
+            to_render.append((rname, rel))
+    errors = map_in_threads(lambda item: _render_check(ctx, *item), to_render, name="preflight")
+    for (rname, _), err in zip(to_render, errors, strict=True):
+        if err:
+            facts.render_errors[rname] = err
+
+
+@step("run_preflight")
+def run_preflight(ctx: RunContext, cluster: ClusterEndpoint, rendered: RenderedStack) -> PreflightResult:
+    """Every check that must pass before anything changes; all problems are reported together."""
+    facts = cluster_facts(ctx, rendered)
+    enabled = {rname: rel for rname, rel in ctx.stack.releases.items() if rel.enabled}
+    _check_charts(ctx, facts, enabled)
     # Rendering against the cluster needs the chart; skip it where the chart is missing or the CRD check already fails.
-    blocking = preflight.evaluate(facts, rendered.values)
-    if not blocking:
-        to_render = []
-        for rname, rel in enabled.items():
-            state = facts.releases.get(rname)
-            recovery = (
-                None
-                if state is None
-                else preflight.plan_recovery(rname, state.status, state.revision, state.last_deployed_revision)
-            )
-            if state is not None and recovery and recovery.kind is not preflight.RecoveryKind.upgrade_over:
-                # helm refuses even a dry run while the release is pending, and a release that never deployed is
-                # removed first; both are recovered before the install.
-                logger.warning("release %s is %s: it will be recovered before the install", rname, state.status)
-            elif rname not in facts.missing_chart_versions:
-                to_render.append((rname, rel))
-        for (rname, _), err in zip(
-            to_render, map_in_threads(lambda item: _render_check(ctx, *item), to_render, name="preflight"), strict=True
-        ):
-            if err:
-                facts.render_errors[rname] = err
-    ng_request, ng_problems = resolve_nodegroup(ctx, rendered.nodegroup, cluster)
-    facts.nodegroup_errors = ng_problems
-    existing = aws.describe_nodegroup(name, rendered.nodegroup.name)
+    if not preflight.evaluate(facts, rendered.values):
+        _check_renders(ctx, facts, enabled)
+    resolution = resolve_nodegroup(ctx, rendered.nodegroup, cluster)
+    facts.nodegroup_errors = list(resolution.problems)
+    existing = ctx.aws().describe_nodegroup(ctx.stack.cluster.name, rendered.nodegroup.name)
     if existing is not None:
-        diffs = nodegroup_spec_differences(rendered.nodegroup, existing)
-        if diffs:
-            facts.nodegroup_errors.append(
-                f"nodegroup {rendered.nodegroup.name} exists with a different spec ({'; '.join(diffs)}). "
-                "This flow never changes "
-                "a nodegroup silently. Fix: align configs/nodegroup.yaml with it, or replace the nodegroup deliberately"
-            )
+        facts.nodegroup_errors += preflight.existing_nodegroup_problems(
+            rendered.nodegroup.name, nodegroup_spec_differences(rendered.nodegroup, existing)
+        )
     problems = preflight.evaluate(facts, rendered.values)
     if problems:
         raise PreflightFailed(problems)
-    logger.info(
+    get_run_logger().info(
         "preflight passed: no default add-ons, %d node(s), ServiceMonitor CRD present, caller is cluster-admin",
         len(facts.nodes),
     )
-    return {
-        "nodegroup_request": ng_request,
-        "nodegroup_exists": existing is not None,
-        "releases": {k: vars(v) for k, v in facts.releases.items()},
-    }
+    return PreflightResult(resolution.request, existing is not None, dict(facts.releases))

@@ -15,7 +15,9 @@ from tasks.errors import (
     TransientError,
 )
 from tasks.model import Release
+from tasks.names import DEPLOYED, SUPERSEDED
 from tasks.render import RenderedStack
+from tasks.results import LiveRelease, ReleaseAction, ReleaseOutcome
 from tasks.steps.runtime import RunContext, step
 
 
@@ -26,7 +28,7 @@ def _last_deployed_revision(ctx: RunContext, name: str, namespace: str) -> int |
         )
         or []
     )
-    deployed = [int(h["revision"]) for h in hist if h.get("status") in ("deployed", "superseded")]
+    deployed = [int(h["revision"]) for h in hist if h.get("status") in (DEPLOYED, SUPERSEDED)]
     return max(deployed) if deployed else None
 
 
@@ -63,14 +65,11 @@ def recover_left_release(ctx: RunContext, recovery: preflight.Recovery) -> str:
     return action
 
 
-def _recovery_of(ctx: RunContext, name: str, live: dict[str, Any]) -> preflight.Recovery | None:
-    status = live.get("status")
-    if not preflight.needs_recovery(status):
+def _recovery_of(ctx: RunContext, name: str, live: LiveRelease) -> preflight.Recovery | None:
+    if not preflight.needs_recovery(live.status):
         return None
     rel = ctx.stack.releases[name]
-    return preflight.plan_recovery(
-        name, status, live.get("revision"), _last_deployed_revision(ctx, name, rel.namespace)
-    )
+    return preflight.plan_recovery(name, live.status, live.revision, _last_deployed_revision(ctx, name, rel.namespace))
 
 
 @step("recover_release")
@@ -92,8 +91,8 @@ def release_metadata(ctx: RunContext, name: str, rel: Release) -> dict[str, Any]
         return None
 
 
-def live_release(ctx: RunContext, name: str, rel: Release) -> dict[str, Any] | None:
-    """{"status", "version", "revision", "config"} of the deployed release, None when it is not installed."""
+def live_release(ctx: RunContext, name: str, rel: Release) -> LiveRelease | None:
+    """The deployed release's metadata and user-supplied values, None when it is not installed."""
     meta = release_metadata(ctx, name, rel)
     if meta is None:
         return None
@@ -104,30 +103,26 @@ def live_release(ctx: RunContext, name: str, rel: Release) -> dict[str, Any] | N
         )
         or {}
     )
-    return {
-        "status": meta.get("status"),
-        "version": meta.get("version"),
-        "revision": meta.get("revision"),
-        "config": config,
-    }
+    revision = meta.get("revision")
+    return LiveRelease(
+        status=meta.get("status"),
+        version=meta.get("version"),
+        revision=None if revision is None else int(revision),
+        config=config,
+    )
 
 
 def _desired_unchanged(
     ctx: RunContext, name: str, rel: Release, desired: dict[str, Any]
-) -> tuple[bool, dict[str, Any] | None]:
+) -> tuple[bool, LiveRelease | None]:
     live = live_release(ctx, name, rel)
     if live is None:
         return False, None
-    same = (
-        live["status"] == "deployed"
-        and str(live["version"]).lstrip("v") == rel.version.lstrip("v")
-        and not diff_values(live["config"], desired)
-    )
-    return same, live
+    return live.deployed and live.runs(rel.version) and not diff_values(live.config, desired), live
 
 
 @step("install_release")
-def install_release(ctx: RunContext, name: str, rendered: RenderedStack) -> dict[str, Any]:
+def install_release(ctx: RunContext, name: str, rendered: RenderedStack) -> ReleaseOutcome:
     """`helm upgrade --install` unless the release already runs the desired version and values."""
     rel = ctx.stack.releases[name]
     logger = get_run_logger()
@@ -144,9 +139,9 @@ def install_release(ctx: RunContext, name: str, rendered: RenderedStack) -> dict
             name,
             rel.chart,
             rel.version,
-            status.get("revision"),
+            status.revision,
         )
-        return {"release": name, "action": "unchanged", "revision": status.get("revision"), "version": rel.version}
+        return ReleaseOutcome(name, ReleaseAction.unchanged, status.revision, rel.version)
     argv = helm_argv.upgrade_install(
         ctx.helm_binary,
         name,
@@ -164,21 +159,17 @@ def install_release(ctx: RunContext, name: str, rendered: RenderedStack) -> dict
     ctx.mark(f"helm {name}", "done")
     revision = result.get("version")
     recorded = live_release(ctx, name, rel)
-    if recorded is None or recorded.get("status") != "deployed":
+    if recorded is None or not recorded.deployed:
         # helm only logs a failure to record the final release state and still exits 0 (e.g. the API was briefly
         # unavailable); the release would stay pending and block every later helm operation.
         raise TransientError(
-            f"helm installed release {name} but its release record says {(recorded or {}).get('status', 'nothing')}",
+            f"helm installed release {name} but its release record says {recorded.status if recorded else 'nothing'}",
             observed=f"revision {revision}",
             hint="retried automatically: the pending release is recovered first",
         )
     logger.info("release %s: revision %s %s", name, revision, ((result.get("info") or {}).get("status")))
-    return {
-        "release": name,
-        "action": "installed" if status is None else "upgraded",
-        "revision": revision,
-        "version": rel.version,
-    }
+    action = ReleaseAction.installed if status is None else ReleaseAction.upgraded
+    return ReleaseOutcome(name, action, None if revision is None else int(revision), rel.version)
 
 
 def rendered_release(ctx: RunContext, name: str, rel: Release) -> manifest.RenderedRelease | None:

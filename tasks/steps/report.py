@@ -6,12 +6,13 @@ from typing import Any
 
 from prefect import get_run_logger
 
-from tasks import helm_argv, readiness, verify
-from tasks.diff import diff_values
+from tasks import install_plan, readiness, verify
+from tasks.names import KUBE_SYSTEM
 from tasks.readiness import Verdict
 from tasks.render import RenderedStack
+from tasks.results import PlanStep, PreflightResult, Verification
 from tasks.steps.preflight import release_states
-from tasks.steps.releases import _desired_unchanged, rendered_release
+from tasks.steps.releases import live_release, rendered_release
 from tasks.steps.runtime import RunContext, artifact_key, step
 from tasks.steps.threads import map_in_threads
 from tasks.steps.workloads import workload_verdict
@@ -45,7 +46,7 @@ def observe_stack(ctx: RunContext) -> verify.Observed:
             if rel.service_monitors and rel.namespace not in monitors:
                 items = kube.list_custom("monitoring.coreos.com", "v1", "servicemonitors", rel.namespace)
                 monitors[rel.namespace] = None if items is None else [i["metadata"]["name"] for i in items]
-        ds = [d["metadata"]["name"] for d in kube.list_daemonsets("kube-system")]
+        ds = [d["metadata"]["name"] for d in kube.list_daemonsets(KUBE_SYSTEM)]
         cilium_cm = kube.get("ConfigMap", *verify.cilium_config_map(ctx.stack))
     return verify.Observed(
         nodes=nodes,
@@ -64,13 +65,12 @@ def observe_stack(ctx: RunContext) -> verify.Observed:
 @step("verify_stack")
 def verify_stack(
     ctx: RunContext, rendered: RenderedStack, stopped_by: str | None = None, not_reached: list[str] | None = None
-) -> dict[str, Any]:
+) -> Verification:
     """The runbook's expected output, checked: a markdown artifact and the structured result. For a run that
     stopped early, `stopped_by` says why and `not_reached` lists the steps it never got to."""
     from prefect.artifacts import create_markdown_artifact
 
     checks = verify.build_checks(ctx.stack, rendered.nodegroup.desired_size, observe_stack(ctx))
-    ok = all(c.ok for c in checks) and stopped_by is None
     title = f"Verification of {ctx.stack.cluster.name} ({ctx.stack.cluster.region})"
     extra = None
     if stopped_by is not None:
@@ -89,71 +89,26 @@ def verify_stack(
         (logger.info if c.ok else logger.error)(
             "%s %s: expected %s, observed %s", "ok  " if c.ok else "FAIL", c.name, c.expected, c.observed
         )
-    return {"ok": ok, "checks": verify.as_dicts(checks), "stopped_by": stopped_by, "not_reached": not_reached or []}
+    return Verification(tuple(checks), stopped_by, tuple(not_reached or ()))
 
 
 @step("plan_install")
-def plan_install(ctx: RunContext, rendered: RenderedStack, pre: dict[str, Any]) -> dict[str, Any]:
+def plan_install(ctx: RunContext, rendered: RenderedStack, pre: PreflightResult) -> list[PlanStep]:
     """Dry run: what the install would do, step by step, and what would change against the live releases."""
     from prefect.artifacts import create_markdown_artifact
 
-    steps: list[dict[str, Any]] = []
-    for name, rel in ctx.stack.releases.items():
-        if not rel.enabled:
-            continue
-        same, status = _desired_unchanged(ctx, name, rel, rendered.values[name])
-        argv = helm_argv.upgrade_install(
-            "helm",
-            name,
-            rel.chart,
-            rel.version,
-            rel.namespace,
-            f"{name}-values.yaml",
-            timeout_seconds=rel.timeout_seconds,
-            create_namespace=rel.create_namespace,
-        )
-        if status is None:
-            action, changes = "install", list[str]()
-        elif same:
-            action, changes = "unchanged", []
-        else:
-            live_version = status.get("version")
-            changes = [str(d) for d in diff_values(status.get("config") or {}, rendered.values[name])]
-            if str(live_version).lstrip("v") != rel.version.lstrip("v"):
-                changes.insert(0, f"chart version: live {live_version} -> desired {rel.version}")
-            action = "upgrade"
-        steps.append(
-            {"step": f"release {name}", "action": action, "command": helm_argv.shell_line(argv), "changes": changes}
-        )
-    ng = rendered.nodegroup
-    steps.insert(
-        1 if steps else 0,
-        {
-            "step": f"nodegroup {ng.name}",
-            "action": "unchanged" if pre.get("nodegroup_exists") else "create",
-            "command": f"CreateNodegroup {ng.name}: {','.join(ng.instance_types)} x{ng.desired_size}",
-            "changes": [],
-            "request": pre.get("nodegroup_request"),
-        },
+    enabled = [(name, rel) for name, rel in ctx.stack.releases.items() if rel.enabled]
+    lives = map_in_threads(lambda item: live_release(ctx, *item), enabled, name="plan")
+    steps = install_plan.plan_steps(
+        ctx.stack, rendered.values, rendered.nodegroup, {n: r for (n, _), r in zip(enabled, lives, strict=True)}, pre
     )
-    lines = [
-        f"# Plan for {ctx.stack.cluster.name} (dry run: nothing was changed)",
-        "",
-        "| step | action | command |",
-        "|---|---|---|",
-    ]
-    for s in steps:
-        lines.append(f"| {s['step']} | {s['action']} | `{s['command']}` |")
-    for s in steps:
-        if s["changes"]:
-            lines += ["", f"## {s['step']}: changes", *[f"- `{c}`" for c in s["changes"]]]
     create_markdown_artifact(
-        markdown="\n".join(lines),
+        markdown=install_plan.plan_markdown(ctx.stack.cluster.name, steps),
         key=artifact_key("plan", ctx.stack.cluster.name),
         description=f"dry-run plan for {ctx.stack.cluster.name}",
     )
     for s in steps:
         get_run_logger().info(
-            "plan: %s -> %s%s", s["step"], s["action"], f" ({len(s['changes'])} change(s))" if s["changes"] else ""
+            "plan: %s -> %s%s", s.step, s.action.value, f" ({len(s.changes)} change(s))" if s.changes else ""
         )
-    return {"steps": steps}
+    return steps

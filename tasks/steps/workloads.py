@@ -6,26 +6,27 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
 
 from tasks import manifest, readiness
 from tasks.adapters.kube import Kube
 from tasks.model import Workload
+from tasks.names import CILIUM_AGENT_DAEMONSET, CILIUM_CONFIG_MAP, FAILED
 from tasks.readiness import Verdict
+from tasks.results import CiliumObjects, WorkloadOutcome
 from tasks.steps.releases import rendered_release
 from tasks.steps.runtime import RunContext, sense, sensor
 
 
 @sensor("wait_for_cilium_objects")
-def wait_for_cilium_objects(ctx: RunContext, since_revision: int = 0) -> dict[str, Any]:
+def wait_for_cilium_objects(ctx: RunContext, since_revision: int = 0) -> CiliumObjects:
     """Sensor: the Cilium DaemonSet and ConfigMap exist (helm has applied the chart's objects). The nodegroup
     waits only for this, not for the helm install, which cannot finish before nodes exist (design hazard 1).
     A failed release record counts only when it is newer than `since_revision` (a failed revision an earlier run
     left behind is what this run upgrades over)."""
     name, rel = ctx.stack.cilium
     agent = rel.workload("agent")
-    ds_name = agent.name if agent else "cilium"
-    cm = rel.config_map or "cilium-config"
+    ds_name = agent.name if agent else CILIUM_AGENT_DAEMONSET
+    cm = rel.config_map or CILIUM_CONFIG_MAP
 
     def probe() -> Verdict:
         with ctx.kube() as kube:
@@ -33,7 +34,7 @@ def wait_for_cilium_objects(ctx: RunContext, since_revision: int = 0) -> dict[st
             latest = max(records, key=lambda r: int(r["metadata"]["labels"].get("version", "0")), default=None)
             if (
                 latest
-                and latest["metadata"]["labels"].get("status") == "failed"
+                and latest["metadata"]["labels"].get("status") == FAILED
                 and int(latest["metadata"]["labels"].get("version", "0")) > since_revision
             ):
                 return Verdict(False, f"helm release {name} failed", failed=True)
@@ -49,7 +50,7 @@ def wait_for_cilium_objects(ctx: RunContext, since_revision: int = 0) -> dict[st
         ctx.options.timeouts.cilium_objects,
         hint=f"check the helm install of {name}: `helm status {name} -n {rel.namespace}`",
     )
-    return {"daemonset": ds_name, "configmap": cm, "t": time.time()}
+    return CiliumObjects(ds_name, cm, time.time())
 
 
 def _workload_diagnosis(ctx: RunContext, w: Workload, namespace: str) -> list[str]:
@@ -119,7 +120,7 @@ class AbsenceWatch:
 
 
 @sensor("check_workload")
-def check_workload(ctx: RunContext, release: str, role: str, expected_nodes: int) -> dict[str, Any]:
+def check_workload(ctx: RunContext, release: str, role: str, expected_nodes: int) -> WorkloadOutcome:
     """Sensor for one workload: DaemonSet rolled out, Deployment available or Job complete (Failed is terminal).
     An object that stays absent while its release is deployed fails fast, listing what the release renders."""
     rel = ctx.stack.releases[release]
@@ -152,4 +153,4 @@ def check_workload(ctx: RunContext, release: str, role: str, expected_nodes: int
         f"{role}) with `helm get manifest {release} -n {rel.namespace}`",
         diagnose=lambda: _workload_diagnosis(ctx, w, ns),
     )
-    return {"release": release, "role": role, "name": w.name, "summary": v.summary}
+    return WorkloadOutcome(release, role, w.name, v.summary)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+from dataclasses import replace
 
 import pytest
 
@@ -12,6 +13,7 @@ from tasks.adapters.helm import Helm, find_helm, parse_version
 from tasks.diff import diff_values
 from tasks.errors import ConfigError, PermanentError, SensorTimeout, ToolError, TransientError
 from tasks.network import pick_node_role, private_subnets
+from tasks.results import LiveRelease
 from tasks.steps.sensing import wait_until
 
 # ---- helm argv ---------------------------------------------------------------------------------------------
@@ -309,14 +311,14 @@ def test_values_diff_is_path_level_and_null_equals_absent():
 
 def test_release_drift_statuses():
     assert drift.release_drift("r", "1.0.0", None, {}).status == drift.BROKEN
-    live = {"status": "deployed", "version": "1.0.0", "revision": 2, "config": {"a": 1}}
+    live = LiveRelease(status="deployed", version="1.0.0", revision=2, config={"a": 1})
     assert drift.release_drift("r", "1.0.0", live, {"a": 1}).ok
     d = drift.release_drift("r", "1.0.1", live, {"a": 2})
     assert d.status == drift.DRIFTED and d.diffs == [
         "chart version: live 1.0.0 -> desired 1.0.1",
         "a: live 1 -> desired 2",
     ]
-    assert drift.release_drift("r", "1.0.0", {**live, "status": "failed"}, {"a": 1}).status == drift.BROKEN
+    assert drift.release_drift("r", "1.0.0", replace(live, status="failed"), {"a": 1}).status == drift.BROKEN
 
 
 def test_cni_drift_and_summary():
