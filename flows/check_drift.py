@@ -13,13 +13,14 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from prefect.events import emit_event
+from prefect.states import Completed, Failed, State
 
 from flows.install_stack import PROJECT_ROOT, resolve_stack
 from tasks import drift
 from tasks.adapters import kube as kube_adapter
 from tasks.errors import DriftDetected, EksCiliumError
 from tasks.model import Component, Stack
-from tasks.names import KUBE_SYSTEM
+from tasks.names import DRIFTED_STATE, KUBE_SYSTEM
 from tasks.options import DEFAULT_OPTIONS, DriftMode, RunOptions
 from tasks.render import RenderedStack
 from tasks.steps.access import (
@@ -77,15 +78,22 @@ def check_drift(
     options: RunOptions = DEFAULT_OPTIONS,
     mode: DriftMode = DriftMode.report,
     fail_on_drift: bool = False,
-) -> dict[str, Any]:
-    """Report (or repair) differences between the live cluster and the desired stack."""
+) -> dict[str, Any] | State[Any]:
+    """Report (or repair) differences between the live cluster and the desired stack. A report that is not clean
+    ends in a state named `Drifted` (Failed with `fail_on_drift`, else Completed with the report)."""
     kube_adapter.warm_up()
     stack = resolve_stack(stack, options)
     ctx = prepare_context(stack, options, PROJECT_ROOT)
     try:
-        return _check(ctx, stack, options, mode, fail_on_drift)
+        result = _check(ctx, stack, options, mode, fail_on_drift)
+    except DriftFound as e:
+        # The state's name is what the runs list shows and the fleet reads: `Drifted`, failed or not.
+        return Failed(name=DRIFTED_STATE, message=str(e), data=e)
     finally:
         cleanup_context(ctx)
+    if not result["summary"]["clean"]:
+        return Completed(name=DRIFTED_STATE, message="; ".join(result["summary"]["problems"])[:1000], data=result)
+    return result
 
 
 def _check(ctx: RunContext, stack: Stack, options: RunOptions, mode: DriftMode, fail_on_drift: bool) -> dict[str, Any]:
@@ -187,5 +195,6 @@ def _reinstall(
 def run_drift(stack: Stack | None, options: RunOptions, mode: DriftMode) -> dict[str, Any]:
     """Run the flow and return its report, or raise the flow's error (used by the CLI)."""
     state = check_drift(stack=stack, options=options, mode=mode, return_state=True)
-    result: dict[str, Any] = state.result()
+    result = state.result()
+    assert isinstance(result, dict), f"check-drift returned {type(result).__name__}"
     return result

@@ -5,17 +5,19 @@ from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
+from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
 from prefect.runtime import flow_run
 from pydantic import BaseModel, ConfigDict, Field
 
-from tasks.errors import DriftDetected
 from tasks.model import Stack
+from tasks.names import DRIFTED_STATE
 from tasks.options import RunOptions
 from tasks.steps.threads import map_in_threads
 
@@ -59,12 +61,12 @@ def member_name(member: FleetMember) -> str:
     return f"configs ({member.options.environment or 'base'})"
 
 
-def classify(state_type: str, message: str) -> str:
-    if state_type == "COMPLETED":
-        return "ok"
-    if DriftDetected.named_in(message):
+def classify(state_type: str, state_name: str) -> str:
+    """ok / drifted / error from a child run's final state: check-drift names its state `Drifted` when the report
+    is not clean (failed with fail_on_drift, completed otherwise)."""
+    if state_name == DRIFTED_STATE:
         return "drifted"
-    return "error"
+    return "ok" if state_type == "COMPLETED" else "error"
 
 
 API_ATTEMPTS = 4
@@ -92,6 +94,76 @@ def transient_api_error(e: BaseException) -> bool:
     return isinstance(e, httpx.TransportError)
 
 
+@dataclass(frozen=True)
+class FleetRun:
+    """What every member's submission shares: the deployment, its parameters' action and this run's id."""
+
+    deployment: str
+    action: FleetAction
+    timeout_seconds: int
+    run_id: str
+
+    def submit(self, member: FleetMember, key: str) -> FlowRun:
+        """The member's finished deployment run; raises once the Prefect API stayed unusable."""
+        # One member's trouble with the Prefect API (a busy server answering 503) must not sink the others: retry
+        # with an idempotency key (a retry finds the run the failed call may have created, never a second one).
+        for attempt in range(API_ATTEMPTS):
+            try:
+                run = run_deployment(
+                    self.deployment,
+                    parameters=member_parameters(member, self.action),
+                    timeout=self.timeout_seconds,
+                    as_subflow=True,
+                    idempotency_key=key,
+                )
+                return cast(FlowRun, run)  # run_deployment is sync-compatible: called from sync code it returns the run
+            except Exception as e:
+                if attempt + 1 == API_ATTEMPTS or not transient_api_error(e):
+                    raise
+                get_run_logger().warning(
+                    "%s: Prefect API error (%s); retrying in %d s", member_name(member), e, API_RETRY_SECONDS[attempt]
+                )
+                time.sleep(API_RETRY_SECONDS[attempt])
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def run_member(self, index: int, member: FleetMember) -> dict[str, Any]:
+        """One summary row: the member's run to its end, resubmitted when the worker never started it."""
+        t0 = time.monotonic()
+        notes = ""
+        cluster = member_name(member)
+        for submission in range(SUBMISSIONS):
+            key = f"fleet:{self.run_id}:{index}:{cluster}" + (f":resubmit-{submission}" if submission else "")
+            try:
+                run = self.submit(member, key)
+            except Exception as e:
+                message = f"could not run {self.deployment}: {e}"[:300]
+                return _row(cluster, "-", "NOT_STARTED", "error", t0, message)
+            state = run.state
+            state_type = state.type.value if state else "UNKNOWN"
+            message = (state.message or "") if state else ""
+            if not never_started(state_type, message) or submission + 1 == SUBMISSIONS:
+                break
+            # The worker could not start the run's process (e.g. the API answered 503 while it labelled the run):
+            # none of the flow's code ran, so a fresh run is safe whatever the action.
+            get_run_logger().warning(
+                "%s: run %s never started (%s); submitting a new run", cluster, run.name, message[:200]
+            )
+            notes += f"resubmitted after {run.name} never started; "
+        result = classify(state_type, (state.name or "") if state else "")
+        return _row(cluster, run.name, state_type, result, t0, notes + message)
+
+
+def _row(cluster: str, run: str, state: str, result: str, t0: float, message: str) -> dict[str, Any]:
+    return {
+        "cluster": cluster,
+        "run": run,
+        "state": state,
+        "result": result,
+        "seconds": round(time.monotonic() - t0, 1),
+        "message": message[:300],
+    }
+
+
 @flow(name="fleet", log_prints=False, validate_parameters=True)
 def fleet(
     members: list[FleetMember],
@@ -102,74 +174,14 @@ def fleet(
 ) -> dict[str, Any]:
     """Run `action` for every member as its own deployment run, at most `max_concurrent` at a time."""
     logger = get_run_logger()
-    name = deployment or DEPLOYMENTS[action]
     if max_concurrent < 1:
         raise ValueError("max_concurrent must be at least 1")
     start = time.monotonic()
-
-    fleet_run = flow_run.get_id() or uuid.uuid4().hex
-
-    def submit(member: FleetMember, key: str) -> Any:
-        """The member's finished deployment run; raises once the Prefect API stayed unusable."""
-        # One member's trouble with the Prefect API (a busy server answering 503) must not sink the others: retry
-        # with an idempotency key (a retry finds the run the failed call may have created, never a second one).
-        attempt = 0
-        while True:
-            try:
-                return run_deployment(
-                    name,
-                    parameters=member_parameters(member, action),
-                    timeout=timeout_seconds,
-                    as_subflow=True,
-                    idempotency_key=key,
-                )
-            except Exception as e:
-                if attempt + 1 == API_ATTEMPTS or not transient_api_error(e):
-                    raise
-                logger.warning(
-                    "%s: Prefect API error (%s); retrying in %d s", member_name(member), e, API_RETRY_SECONDS[attempt]
-                )
-                time.sleep(API_RETRY_SECONDS[attempt])
-                attempt += 1
-
-    def one(index: int, member: FleetMember) -> dict[str, Any]:
-        t0 = time.monotonic()
-        notes = ""
-        for submission in range(SUBMISSIONS):
-            key = f"fleet:{fleet_run}:{index}:{member_name(member)}" + (f":resubmit-{submission}" if submission else "")
-            try:
-                run = submit(member, key)
-            except Exception as e:
-                return {
-                    "cluster": member_name(member),
-                    "run": "-",
-                    "state": "NOT_STARTED",
-                    "result": "error",
-                    "seconds": round(time.monotonic() - t0, 1),
-                    "message": f"could not run {name}: {e}"[:300],
-                }
-            state = run.state
-            state_type = state.type.value if state else "UNKNOWN"
-            message = (state.message or "") if state else ""
-            if not never_started(state_type, message) or submission + 1 == SUBMISSIONS:
-                break
-            # The worker could not start the run's process (e.g. the API answered 503 while it labelled the run):
-            # none of the flow's code ran, so a fresh run is safe whatever the action.
-            logger.warning(
-                "%s: run %s never started (%s); submitting a new run", member_name(member), run.name, message[:200]
-            )
-            notes += f"resubmitted after {run.name} never started; "
-        return {
-            "cluster": member_name(member),
-            "run": run.name,
-            "state": state_type,
-            "result": classify(state_type, message),
-            "seconds": round(time.monotonic() - t0, 1),
-            "message": (notes + message)[:300],
-        }
-
+    run = FleetRun(deployment or DEPLOYMENTS[action], action, timeout_seconds, flow_run.get_id() or uuid.uuid4().hex)
     # Threads keep this run's context: the children are created as its subflows.
-    rows = map_in_threads(lambda item: one(*item), list(enumerate(members)), max_workers=max_concurrent, name="fleet")
+    rows = map_in_threads(
+        lambda item: run.run_member(*item), list(enumerate(members)), max_workers=max_concurrent, name="fleet"
+    )
     counts = {k: sum(1 for r in rows if r["result"] == k) for k in ("ok", "drifted", "error")}
     create_table_artifact(
         table=rows, key="fleet-summary", description=f"{action.value} for {len(rows)} cluster(s): {counts}"
@@ -180,7 +192,7 @@ def fleet(
         )
     return {
         "action": action.value,
-        "deployment": name,
+        "deployment": run.deployment,
         "rows": rows,
         "counts": counts,
         "seconds": round(time.monotonic() - start, 1),

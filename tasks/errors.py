@@ -76,15 +76,10 @@ class ResourceNotFound(PermanentError):
 
 
 class DriftDetected(PermanentError):
-    """The cluster differs from its stack (check_drift with fail_on_drift). `what` starts with MARKER: a parent run
-    (the fleet) sees only the child run's state message, which carries the error's text but not its type."""
+    """The cluster differs from its stack (check_drift with fail_on_drift). A parent run (the fleet) tells it by the
+    child run's state name (names.DRIFTED_STATE), never by this error's text."""
 
     MARKER = "drift detected"
-
-    @classmethod
-    def named_in(cls, state_message: str) -> bool:
-        """Whether a flow run's state message is this error's."""
-        return cls.MARKER in state_message
 
 
 class CommandError(EksCiliumError):

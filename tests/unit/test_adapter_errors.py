@@ -202,14 +202,17 @@ def test_typed_errors_keep_their_type_through_pickling() -> None:
         assert str(back) == str(e)
 
 
-def test_a_child_runs_drift_failure_is_recognised_by_the_fleet_from_its_state_message() -> None:
+def test_a_child_runs_drift_is_recognised_by_the_fleet_from_its_state_name_not_its_message() -> None:
     from flows.check_drift import DriftFound
     from flows.fleet import classify
+    from tasks.names import DRIFTED_STATE
 
     drift = DriftFound({"cluster": "c1", "summary": {"problems": ["cilium: values differ"]}})
     assert isinstance(drift, DriftDetected)
-    # Prefect's message for a flow run that raised: "Flow run encountered an exception: TYPE: TEXT"
-    message = f"Flow run encountered an exception: {type(drift).__name__}: {drift}"
-    assert classify("FAILED", message) == "drifted"
-    assert classify("FAILED", "Flow run encountered an exception: PermanentError: cluster is not ACTIVE") == "error"
-    assert classify("COMPLETED", "") == "ok"
+    assert str(drift).startswith("drift detected on c1")
+    # check-drift ends a run whose report is not clean in a state named Drifted (Failed with fail_on_drift).
+    assert classify("FAILED", DRIFTED_STATE) == "drifted"
+    assert classify("COMPLETED", DRIFTED_STATE) == "drifted"
+    assert classify("FAILED", "Failed") == "error"
+    assert classify("CRASHED", "Crashed") == "error"
+    assert classify("COMPLETED", "Completed") == "ok"
