@@ -93,44 +93,52 @@ def create_nodegroup(sandbox, desired=2):
     )
 
 
+def install_cilium(helm_binary, kubeconfig, timeout, **kw):
+    """`helm install` of the sandbox's Cilium chart with the runbook's values, the API server on loopback."""
+    return helm(
+        helm_binary,
+        kubeconfig,
+        "install",
+        "cilium",
+        CHART / "cilium",
+        "-n",
+        "kube-system",
+        "-f",
+        CONFIGS / "cilium-enterprise-values.yaml",
+        "--set",
+        "k8sServiceHost=127.0.0.1",
+        "--timeout",
+        timeout,
+        **kw,
+    )
+
+
 def test_upgrade_install_twice_then_status_values_history_rollback_uninstall(sandbox, helm_binary, kubeconfig):
     chart = CHART / "cilium-dnsproxy"
     values = CONFIGS / "cilium-dns-proxy-ha-values.yaml"
-    first = json.loads(
-        helm(
-            helm_binary,
-            kubeconfig,
-            "upgrade",
-            "--install",
-            "dnsproxy",
-            chart,
-            "-n",
-            "kube-system",
-            "-f",
-            values,
-            "-o",
-            "json",
-        ).stdout
-    )
+
+    def upgrade_install(*flags):
+        return json.loads(
+            helm(
+                helm_binary,
+                kubeconfig,
+                "upgrade",
+                "--install",
+                "dnsproxy",
+                chart,
+                "-n",
+                "kube-system",
+                "-f",
+                values,
+                *flags,
+                "-o",
+                "json",
+            ).stdout
+        )
+
+    first = upgrade_install()
     assert first["version"] == 1 and first["info"]["status"] == "deployed"
-    second = json.loads(
-        helm(
-            helm_binary,
-            kubeconfig,
-            "upgrade",
-            "--install",
-            "dnsproxy",
-            chart,
-            "-n",
-            "kube-system",
-            "-f",
-            values,
-            "--set",
-            "enableCriticalPriorityClass=false",
-            "-o",
-            "json",
-        ).stdout
-    )
+    second = upgrade_install("--set", "enableCriticalPriorityClass=false")
     assert second["version"] == 2
     status = json.loads(helm(helm_binary, kubeconfig, "status", "dnsproxy", "-n", "kube-system", "-o", "json").stdout)
     assert status["info"]["status"] == "deployed"
@@ -170,22 +178,7 @@ def test_hook_job_completes_only_after_nodes_are_ready_and_helm_waits_for_it(san
 
     def install():
         t0 = time.monotonic()
-        result["proc"] = helm(
-            helm_binary,
-            kubeconfig,
-            "install",
-            "cilium",
-            CHART / "cilium",
-            "-n",
-            "kube-system",
-            "-f",
-            CONFIGS / "cilium-enterprise-values.yaml",
-            "--set",
-            "k8sServiceHost=127.0.0.1",
-            "--timeout",
-            "90s",
-            check=False,
-        )
+        result["proc"] = install_cilium(helm_binary, kubeconfig, "90s", check=False)
         result["seconds"] = time.monotonic() - t0
 
     t = threading.Thread(target=install)
@@ -229,21 +222,7 @@ def test_hook_job_completes_only_after_nodes_are_ready_and_helm_waits_for_it(san
 
 def test_upgrade_wait_and_wait_for_jobs(sandbox, helm_binary, kubeconfig):
     create_nodegroup(sandbox)
-    helm(
-        helm_binary,
-        kubeconfig,
-        "install",
-        "cilium",
-        CHART / "cilium",
-        "-n",
-        "kube-system",
-        "-f",
-        CONFIGS / "cilium-enterprise-values.yaml",
-        "--set",
-        "k8sServiceHost=127.0.0.1",
-        "--timeout",
-        "60s",
-    )
+    install_cilium(helm_binary, kubeconfig, "60s")
     helm(
         helm_binary,
         kubeconfig,

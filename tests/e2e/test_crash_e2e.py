@@ -23,6 +23,7 @@ import pytest
 
 from tasks.adapters.kube import Kube
 from tests.conftest import ROOT, start_sandbox
+from tests.support.commands import spawn
 from tests.support.crash_hook import CRASH_AFTER_STEP
 from tests.support.prefect_server import api_settings, cluster_configs
 
@@ -62,15 +63,7 @@ print("RESULT " + json.dumps({"ok": result["ok"], "recovered": result["recovered
 def run_install_process(
     env: dict[str, str], stack_file: Path, options_file: Path, timeout: float = 400
 ) -> tuple[int, str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-c", RUNNER, str(stack_file), str(options_file)],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
+    proc = spawn([sys.executable, "-c", RUNNER, str(stack_file), str(options_file)], env, merge_stderr=True)
     try:
         out, _ = proc.communicate(timeout=timeout)
     finally:

@@ -15,6 +15,7 @@ from flows.check_drift import DRIFT_EVENT, check_drift
 from flows.install_stack import run_install
 from tasks.options import DriftMode
 from tests.conftest import ROOT, TOOLS
+from tests.support.commands import DEBUG_ON, cilium_release
 from tests.support.flows import CLUSTER, mutations, options, stack_for
 
 pytestmark = pytest.mark.e2e
@@ -90,21 +91,7 @@ def policy_actions() -> set[str]:
 def test_out_of_band_changes_are_reported_repair_converges_and_teardown_cleans_up(aws_actions, converged, tmp_path):
     sb = converged
     # 1. a value changed with helm, out of band
-    helm(
-        sb,
-        "upgrade",
-        "cilium",
-        "cilium",
-        "--version",
-        "1.18.4",
-        "-n",
-        "kube-system",
-        "--reuse-values",
-        "--set",
-        "debug.enabled=true",
-        "--repo",
-        sb.chart_repo_url,
-    )
+    helm(sb, *cilium_release("upgrade", sb.chart_repo_url, *DEBUG_ON))
     # 2. another chart version of the DNS proxy
     other = tmp_path / "cilium-dnsproxy"
     shutil.copytree(ROOT / "sandbox" / "charts" / "cilium-dnsproxy", other)

@@ -14,7 +14,8 @@ import pytest
 from flows.install_stack import run_install
 from sandbox.aws import AwsFault
 from sandbox.kube.server import FaultRule
-from tests.conftest import CONFIGS, TOOLS
+from tests.conftest import TOOLS
+from tests.support.commands import cilium_release, cilium_values
 from tests.support.flows import CLUSTER, converged_once, options, stack_for
 
 pytestmark = pytest.mark.e2e
@@ -66,26 +67,10 @@ def test_helm_killed_mid_install_is_recovered_on_the_next_run(sandbox, prefect_h
     """helm killed with SIGKILL while waiting for the hook leaves the release pending-install; the next run
     uninstalls the pending release (no deployed revision to roll back to), logs it and converges."""
     kubeconfig = str(sandbox.clusters[CLUSTER].kubeconfig)
-    values = tmp_path / "values.yaml"
-    values.write_text(
-        (CONFIGS / "cilium-enterprise-values.yaml").read_text().replace("<YOUR-EKS-API-SERVER-ENDPOINT>", "127.0.0.1")
-    )
     proc = subprocess.Popen(
         [
             str(TOOLS / "helm3"),
-            "install",
-            "cilium",
-            "cilium",
-            "--repo",
-            sandbox.chart_repo_url,
-            "--version",
-            "1.18.4",
-            "-n",
-            "kube-system",
-            "-f",
-            str(values),
-            "--timeout",
-            "120s",
+            *cilium_release("install", sandbox.chart_repo_url, "-f", str(cilium_values(tmp_path)), "--timeout", "120s"),
             "--kubeconfig",
             kubeconfig,
         ],

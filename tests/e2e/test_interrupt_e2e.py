@@ -22,6 +22,7 @@ import pytest
 
 from tasks.adapters.processes import descendants, pid_alive
 from tests.conftest import ROOT, TOOLS, tool_env
+from tests.support.commands import spawn
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 CLI = str(Path(sys.executable).parent / "eks-cilium")
@@ -40,19 +41,15 @@ def _env(tmp_path: Path) -> dict[str, str]:
     }
 
 
+def _cli(env: dict[str, str], *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([CLI, *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+
 class Run:
     """A CLI process whose stderr is collected line by line with arrival times."""
 
     def __init__(self, env: dict[str, str], *args: str) -> None:
-        self.proc = subprocess.Popen(
-            [CLI, *args],
-            env=env,
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
-        )
+        self.proc = spawn([CLI, *args], env)
         self.lines: list[str] = []
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
@@ -76,14 +73,7 @@ class Run:
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_an_interrupted_install_stops_at_once_with_one_line_and_the_next_run_converges(sig, tmp_path):
     env = _env(tmp_path)
-    up = subprocess.run(
-        [CLI, "sandbox", "up", "--detach", "--realistic"],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+    up = _cli(env, "sandbox", "up", "--detach", "--realistic", timeout=180)
     assert up.returncode == 0, up.stderr
     try:
         run = Run(env, "install", "--sandbox", "--output", "json")
@@ -114,16 +104,9 @@ def test_an_interrupted_install_stops_at_once_with_one_line_and_the_next_run_con
             time.sleep(0.1)
         assert not [p for p in started if pid_alive(p)], "a process the CLI started outlived it"
 
-        again = subprocess.run(
-            [CLI, "install", "--sandbox", "--output", "json"],
-            env=env,
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=500,
-        )
+        again = _cli(env, "install", "--sandbox", "--output", "json", timeout=500)
         assert again.returncode == 0, again.stderr[-5000:]
         result = json.loads(again.stdout)
         assert result["ok"] and not [c for c in result["verification"]["checks"] if not c["ok"]]
     finally:
-        subprocess.run([CLI, "sandbox", "down"], env=env, cwd=ROOT, capture_output=True, timeout=60)
+        _cli(env, "sandbox", "down", timeout=60)

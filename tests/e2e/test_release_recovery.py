@@ -14,7 +14,8 @@ import pytest
 
 from flows.install_stack import run_install
 from sandbox.kube.controllers import PodPolicy
-from tests.conftest import CONFIGS, TOOLS
+from tests.conftest import TOOLS
+from tests.support.commands import DEBUG_ON, cilium_release, cilium_values
 from tests.support.flows import CLUSTER, converged_once, options, stack_for
 
 
@@ -33,33 +34,13 @@ def _statuses(sandbox) -> dict[str, str]:
     return {r["name"]: r["status"] for r in json.loads(_helm(sandbox, "list", "-A", "--all", "-o", "json").stdout)}
 
 
-def _values_file(tmp_path):
-    values = tmp_path / "values.yaml"
-    values.write_text(
-        (CONFIGS / "cilium-enterprise-values.yaml").read_text().replace("<YOUR-EKS-API-SERVER-ENDPOINT>", "127.0.0.1")
-    )
-    return values
-
-
 @pytest.mark.e2e
 def test_a_failed_install_that_never_deployed_is_uninstalled_and_installed_again(sandbox, prefect_harness, tmp_path):
     """`helm install` before any node exists: its post-install hook Job cannot run, helm gives up and leaves the
     release failed with no deployed revision (what Ctrl-C of an install does too: "context canceled")."""
     done = _helm(
         sandbox,
-        "install",
-        "cilium",
-        "cilium",
-        "--repo",
-        sandbox.chart_repo_url,
-        "--version",
-        "1.18.4",
-        "-n",
-        "kube-system",
-        "-f",
-        str(_values_file(tmp_path)),
-        "--timeout",
-        "3s",
+        *cilium_release("install", sandbox.chart_repo_url, "-f", str(cilium_values(tmp_path)), "--timeout", "3s"),
         check=False,
     )
     assert done.returncode != 0, done.stdout
@@ -82,24 +63,7 @@ def test_a_failed_upgrade_over_a_deployed_release_is_upgraded_over(sandbox, pref
     assert run_install(stack_for(sandbox), options())["ok"]
     controllers = sandbox.clusters[CLUSTER].controllers
     controllers.config.pod_policies.append(PodPolicy({"k8s-app": "hubble-generate-certs"}, "pending"))
-    done = _helm(
-        sandbox,
-        "upgrade",
-        "cilium",
-        "cilium",
-        "--repo",
-        sandbox.chart_repo_url,
-        "--version",
-        "1.18.4",
-        "-n",
-        "kube-system",
-        "--reuse-values",
-        "--set",
-        "debug.enabled=true",
-        "--timeout",
-        "3s",
-        check=False,
-    )
+    done = _helm(sandbox, *cilium_release("upgrade", sandbox.chart_repo_url, *DEBUG_ON, "--timeout", "3s"), check=False)
     assert done.returncode != 0, done.stdout
     assert _statuses(sandbox)["cilium"] == "failed"
     controllers.config.pod_policies.clear()

@@ -4,7 +4,6 @@ steps never reached; a repair checks every workload and still produces the after
 from __future__ import annotations
 
 import json
-import subprocess
 
 import pytest
 
@@ -15,6 +14,7 @@ from sandbox.kube.controllers import PodPolicy
 from tasks.errors import EksCiliumError
 from tasks.options import DriftMode, Timeouts
 from tests.conftest import TOOLS
+from tests.support.commands import DEBUG_ON, cilium_release, helm
 from tests.support.flows import CLUSTER, options, stack_for
 
 pytestmark = pytest.mark.e2e
@@ -48,28 +48,7 @@ def test_a_sensor_that_fails_still_gives_the_whole_verification_report(sandbox, 
 def test_a_repair_whose_workload_stays_down_checks_every_workload_and_reports_after(sandbox, prefect_harness, capsys):
     assert run_install(stack_for(sandbox), options())["ok"]
     kubeconfig = str(sandbox.clusters[CLUSTER].kubeconfig)
-    subprocess.run(
-        [
-            str(TOOLS / "helm3"),
-            "upgrade",
-            "cilium",
-            "cilium",
-            "--repo",
-            sandbox.chart_repo_url,
-            "--version",
-            "1.18.4",
-            "-n",
-            "kube-system",
-            "--reuse-values",
-            "--set",
-            "debug.enabled=true",
-            "--kubeconfig",
-            kubeconfig,
-        ],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
+    helm(TOOLS / "helm3", kubeconfig, *cilium_release("upgrade", sandbox.chart_repo_url, *DEBUG_ON))
     controllers = sandbox.clusters[CLUSTER].controllers
     controllers.config.pod_policies.append(PodPolicy({"k8s-app": "hubble-relay"}, "crashloop", message="certs"))
     # The repair restarts the relay's pods through the upgrade; kill the running ones so the policy applies.
