@@ -27,6 +27,8 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +102,18 @@ def stack_and_options(sb: Any) -> tuple[Any, Any]:
     return stack, RunOptions(environment="sandbox")
 
 
+@contextmanager
+def run_context(stack: Any, options: Any) -> Iterator[Any]:
+    """A flow's run context (work directory, kubeconfig), cleaned up afterwards, as the product flows do."""
+    from tasks.steps.runtime import cleanup_context, prepare_context
+
+    ctx = prepare_context(stack, options, ROOT)
+    try:
+        yield ctx
+    finally:
+        cleanup_context(ctx)
+
+
 def critical_path(sb: Any, since: float, scale: float) -> tuple[float, list[str]]:
     """The longest chain of the delays the simulation actually imposed, under the dependencies any correct order
     must respect: nodes join -> Cilium agent pulled (nodes Ready) -> then in parallel: the certificate Job pulled
@@ -145,14 +159,12 @@ def sequential_flow() -> Any:
     from tasks.steps.preflight import run_preflight
     from tasks.steps.releases import install_release
     from tasks.steps.report import verify_stack
-    from tasks.steps.runtime import cleanup_context, prepare_context
     from tasks.steps.workloads import check_workload, wait_for_cilium_objects
 
     @flow(name="install-stack-sequential-baseline")
     def install_sequentially(stack: Any, options: Any) -> dict[str, Any]:
         stack = resolve_stack(stack, options)
-        ctx = prepare_context(stack, options, ROOT)
-        try:
+        with run_context(stack, options) as ctx:
             validate_stack(ctx)
             cluster = discover_endpoint(ctx)
             prepare_cluster_access(ctx, cluster)
@@ -178,9 +190,7 @@ def sequential_flow() -> Any:
                 for w in rel.workloads:
                     check_workload(ctx, name, w.role, n)
             report = verify_stack(ctx, rendered)
-            return {"ok": report["ok"]}
-        finally:
-            cleanup_context(ctx)
+            return {"ok": report.ok}
 
     return install_sequentially
 
@@ -215,7 +225,6 @@ def bench_sensor(trials: int, tmp: Path) -> dict[str, float]:
     from sandbox.kube.controllers import K_DS
     from tasks import readiness
     from tasks.adapters.kube import Kube
-    from tasks.steps.runtime import cleanup_context, prepare_context
     from tasks.steps.workloads import check_workload
 
     sb = sandbox(1e6, tmp / "sensor")  # install without delays, then give the rollouts 1-3 s pulls
@@ -228,8 +237,7 @@ def bench_sensor(trials: int, tmp: Path) -> dict[str, float]:
 
         @flow(name="sensor-latency-trial")
         def trial() -> tuple[float, float, int, float]:  # latency, request rate, requests, wait
-            ctx = prepare_context(stack, options, ROOT)
-            try:
+            with run_context(stack, options) as ctx:
                 (ctx.workdir / "kubeconfig").write_text(Path(kubeconfig).read_text())
                 true_at: list[float] = []
                 stop = threading.Event()
@@ -262,8 +270,6 @@ def bench_sensor(trials: int, tmp: Path) -> dict[str, float]:
                 # The sensor's request rate: polls per second between its first and its last request.
                 rate = (len(polls) - 1) / (polls[-1] - polls[0]) if len(polls) > 1 and polls[-1] > polls[0] else 0.0
                 return done - (true_at[0] if true_at else done), rate, len(polls), done - t0
-            finally:
-                cleanup_context(ctx)
 
         lat, rates = [], []
         for _ in range(trials):

@@ -20,6 +20,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -47,6 +48,19 @@ def big_chart(directory: Path, objects: int = 700) -> Path:
             )
     (chart / "templates" / "all.yaml").write_text("---\n".join(docs))
     return chart
+
+
+def sandbox_client(sb: Sandbox, service: str) -> Any:
+    """A boto3 client of the sandbox's AWS endpoint (this process's environment is not the sandbox's)."""
+    import boto3
+
+    return boto3.client(
+        service,
+        endpoint_url=sb.aws.endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
 
 
 def current_rss_mib() -> float:
@@ -80,22 +94,8 @@ def main() -> int:
                 "HELM_CACHE_HOME": str(home / "cc"),
                 "HELM_DATA_HOME": str(home / "d"),
             }
-            import boto3
-
-            eks = boto3.client(
-                "eks",
-                endpoint_url=sb.aws.endpoint_url,
-                region_name="us-east-1",
-                aws_access_key_id="testing",
-                aws_secret_access_key="testing",
-            )
-            role = boto3.client(
-                "iam",
-                endpoint_url=sb.aws.endpoint_url,
-                region_name="us-east-1",
-                aws_access_key_id="testing",
-                aws_secret_access_key="testing",
-            ).get_role(RoleName="isovalent-demo-node-role")["Role"]["Arn"]
+            eks = sandbox_client(sb, "eks")
+            role = sandbox_client(sb, "iam").get_role(RoleName="isovalent-demo-node-role")["Role"]["Arn"]
             eks.create_nodegroup(
                 clusterName="isovalent-demo",
                 nodegroupName="standard",
