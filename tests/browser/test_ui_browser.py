@@ -39,9 +39,7 @@ if not Path(CHROMIUM).exists() and os.environ.get("EKS_CILIUM_REQUIRE_BROWSER"):
     raise RuntimeError(f"EKS_CILIUM_REQUIRE_BROWSER is set but {MISSING}")
 
 pytestmark = [
-    pytest.mark.e2e,
     pytest.mark.slow,
-    pytest.mark.browser,
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=MISSING),
 ]
 

@@ -15,7 +15,6 @@ from tasks.adapters.kube import Conflict, Kube
 from tasks.errors import PermanentError
 from tests.support.commands import kubectl
 
-pytestmark = pytest.mark.conformance
 NS = "kube-system"
 
 

@@ -233,7 +233,6 @@ def _kubectl_class(kubeconfig: str, resource: str, name: str) -> tuple[str, str]
     return "waiting", out
 
 
-@pytest.mark.conformance
 def test_verdicts_agree_with_the_real_kubectl_on_every_status_tuple(sandbox):
     from tasks.adapters.kube import Kube
 

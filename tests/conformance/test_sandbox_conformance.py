@@ -13,7 +13,6 @@ from kubernetes import client, config, watch
 from tests.conftest import CONFIGS, ROOT, TOOLS
 from tests.support.commands import helm, kubectl, run
 
-pytestmark = pytest.mark.conformance
 CHART = ROOT / "sandbox" / "charts"
 TESTDATA = ROOT / "tests" / "data" / "charts"
 

@@ -19,7 +19,6 @@ from tasks.model import load_stack
 from tasks.options import DriftMode, RunOptions
 from tests.conftest import CONFIGS, TOOLS, start_sandbox
 
-pytestmark = pytest.mark.e2e
 NAME, ID = "prod-eu", 7
 IDENTITY = "cilium: cluster identity (ConfigMap kube-system/cilium-config)"
 

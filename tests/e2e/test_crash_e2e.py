@@ -27,7 +27,7 @@ from tests.support.commands import spawn
 from tests.support.crash_hook import CRASH_AFTER_STEP
 from tests.support.prefect_server import api_settings, cluster_configs
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 # Every step of install_stack in the order a run reaches it (cilium's install and the nodegroup overlap).
 BOUNDARIES = [

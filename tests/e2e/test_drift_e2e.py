@@ -18,8 +18,6 @@ from tests.conftest import ROOT, TOOLS
 from tests.support.commands import DEBUG_ON, cilium_release
 from tests.support.flows import CLUSTER, mutations, options, stack_for
 
-pytestmark = pytest.mark.e2e
-
 
 @pytest.fixture
 def converged(sandbox, prefect_harness):

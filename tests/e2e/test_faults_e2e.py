@@ -9,16 +9,12 @@ import signal
 import subprocess
 import time
 
-import pytest
-
 from flows.install_stack import run_install
 from sandbox.aws import AwsFault
 from sandbox.kube.server import FaultRule
 from tests.conftest import TOOLS
 from tests.support.commands import cilium_release, cilium_values
 from tests.support.flows import CLUSTER, converged_once, options, stack_for
-
-pytestmark = pytest.mark.e2e
 
 
 def test_aws_throttling_and_5xx_are_retried(sandbox, prefect_harness):

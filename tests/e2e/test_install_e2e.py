@@ -13,8 +13,6 @@ from tasks.options import RunOptions, Timeouts
 from tests.conftest import CONFIGS, start_sandbox
 from tests.support.flows import CLUSTER, aws_nodegroups, helm_revisions, mutations, options, stack_for
 
-pytestmark = pytest.mark.e2e
-
 
 def test_happy_path_every_check_green_then_a_second_run_changes_nothing(sandbox, helm_binary, prefect_harness):
     result = run_install(stack_for(sandbox), options())

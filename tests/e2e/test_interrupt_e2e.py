@@ -24,7 +24,7 @@ from tasks.adapters.processes import descendants, pid_alive
 from tests.conftest import ROOT, TOOLS, tool_env
 from tests.support.commands import spawn
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 CLI = str(Path(sys.executable).parent / "eks-cilium")
 
 

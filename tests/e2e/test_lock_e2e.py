@@ -23,8 +23,6 @@ from tests.support.leases import (
     write_foreign_lease,
 )
 
-pytestmark = pytest.mark.e2e
-
 
 def test_second_mutating_run_gives_up_within_lock_wait_seconds_naming_the_holder(sandbox, prefect_harness, lock_log):
     results: dict[str, object] = {}

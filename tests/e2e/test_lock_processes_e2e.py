@@ -28,7 +28,7 @@ from tests.conftest import CONFIGS, ROOT
 from tests.support.flows import CLUSTER, options, stack_for
 from tests.support.leases import current_lease, lease_requests, nodes_held_back, wait_for_holder
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 CLI = str(Path(sys.executable).parent / "eks-cilium")
 
 

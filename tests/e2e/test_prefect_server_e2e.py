@@ -10,7 +10,7 @@ import pytest
 from tests.conftest import start_sandbox
 from tests.support.prefect_server import Workers, api_settings, cluster_configs, fleet_members, worker_env
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 
 def test_install_started_through_the_api_runs_on_a_worker_to_completion(

@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 import subprocess
 
-import pytest
-
 from flows.install_stack import run_install
 from sandbox.kube.controllers import PodPolicy
 from tests.conftest import TOOLS
@@ -34,7 +32,6 @@ def _statuses(sandbox) -> dict[str, str]:
     return {r["name"]: r["status"] for r in json.loads(_helm(sandbox, "list", "-A", "--all", "-o", "json").stdout)}
 
 
-@pytest.mark.e2e
 def test_a_failed_install_that_never_deployed_is_uninstalled_and_installed_again(sandbox, prefect_harness, tmp_path):
     """`helm install` before any node exists: its post-install hook Job cannot run, helm gives up and leaves the
     release failed with no deployed revision (what Ctrl-C of an install does too: "context canceled")."""
@@ -56,7 +53,6 @@ def test_a_failed_install_that_never_deployed_is_uninstalled_and_installed_again
     converged_once(sandbox)
 
 
-@pytest.mark.e2e
 def test_a_failed_upgrade_over_a_deployed_release_is_upgraded_over(sandbox, prefect_harness):
     """An upgrade whose hook Job never completes (its pods stay Pending) fails and leaves the release failed
     with an earlier deployed revision: the next install upgrades over it and converges."""

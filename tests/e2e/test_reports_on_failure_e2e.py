@@ -17,8 +17,6 @@ from tests.conftest import TOOLS
 from tests.support.commands import DEBUG_ON, cilium_release, helm
 from tests.support.flows import CLUSTER, options, stack_for
 
-pytestmark = pytest.mark.e2e
-
 
 def test_a_sensor_that_fails_still_gives_the_whole_verification_report(sandbox, prefect_harness, capsys):
     controllers = sandbox.clusters[CLUSTER].controllers

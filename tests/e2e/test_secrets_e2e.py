@@ -17,7 +17,6 @@ from tasks.model import load_stack
 from tests.conftest import CONFIGS
 from tests.support.flows import options
 
-pytestmark = pytest.mark.e2e
 PASSWORD = "s3cr3t-Pa55w0rd-do-not-leak"
 
 

@@ -7,7 +7,6 @@ import subprocess
 import time
 
 import boto3
-import pytest
 
 from flows.install_stack import run_install
 from flows.teardown_stack import teardown_stack
@@ -15,7 +14,6 @@ from tests.conftest import TOOLS
 from tests.support.flows import CLUSTER, mutations, options, stack_for
 
 
-@pytest.mark.e2e
 def test_a_teardown_dry_run_changes_nothing_and_lists_what_would_be_removed(sandbox, prefect_harness):
     assert run_install(stack_for(sandbox), options())["ok"]
     since = time.time()

@@ -11,7 +11,6 @@ import pytest
 from flows.cli import main
 from tests.support.leases import current_lease, write_foreign_lease
 
-pytestmark = pytest.mark.e2e
 HOLDER = "install-stack/stuck-run (00000000-0000-4000-8000-000000000000) on build-agent-7 pid 4242"
 
 

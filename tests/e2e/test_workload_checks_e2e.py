@@ -14,7 +14,6 @@ from tasks.options import Timeouts
 from tests.conftest import TOOLS
 from tests.support.flows import CLUSTER, options, stack_for
 
-pytestmark = pytest.mark.e2e
 RELAY_ROW = "cilium: Hubble Relay (Deployment hubble-relay)"
 
 
