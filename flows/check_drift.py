@@ -35,9 +35,9 @@ from tasks.steps.drift import (
     remove_conflicting_daemonsets,
     restart_agents,
     scale_nodegroup,
-    wait_for_nodes_count,
 )
 from tasks.steps.lock import cluster_lock
+from tasks.steps.nodegroup import wait_for_nodes_count
 from tasks.steps.releases import install_release
 from tasks.steps.runtime import RunContext, artifact_key, cleanup_context, prepare_context
 from tasks.steps.workloads import check_workload

@@ -12,6 +12,7 @@ from prefect.cache_policies import NO_CACHE
 
 from flows.install_stack import PROJECT_ROOT, resolve_stack
 from tasks import helm_argv
+from tasks import markdown as md
 from tasks.errors import ConfigError, ReleaseNotFound
 from tasks.model import Component, Stack
 from tasks.options import DEFAULT_OPTIONS, RunOptions
@@ -65,13 +66,12 @@ def plan_teardown(ctx: RunContext, order: list[TeardownStep]) -> list[dict[str, 
                 else f"nodegroup {s.name} does not exist"
             )
         plan.append({"step": f"{s.kind} {s.name}", "action": "remove" if present else "absent", "detail": detail})
-    lines = [
-        f"# Teardown plan for {ctx.stack.cluster.name} (dry run: nothing was changed)",
-        "",
-        "| # | step | action | detail |",
-        "|---|---|---|---|",
-    ]
-    lines += [f"| {i} | {p['step']} | {p['action']} | {p['detail']} |" for i, p in enumerate(plan, 1)]
+    lines = md.report(
+        f"Teardown plan for {ctx.stack.cluster.name} (dry run: nothing was changed)",
+        None,
+        ("#", "step", "action", "detail"),
+        [(i, p["step"], p["action"], p["detail"]) for i, p in enumerate(plan, 1)],
+    )
     create_markdown_artifact(
         markdown="\n".join(lines),
         key=artifact_key("teardown-plan", ctx.stack.cluster.name),

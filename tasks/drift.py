@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from tasks import markdown as md
 from tasks import readiness, verify
 from tasks.diff import diff_values
 from tasks.model import Stack
@@ -168,19 +169,10 @@ def summary(items: list[DriftItem]) -> dict[str, Any]:
 def markdown(title: str, items: list[DriftItem]) -> str:
     s = summary(items)
     icon = {OK: "✅", DRIFTED: "🟠", BROKEN: "❌"}
-    lines = [
-        f"# {title}",
-        "",
-        f"**{'No drift' if s['clean'] else 'Drift detected'}**: {s[OK]} ok, {s[DRIFTED]} drifted, {s[BROKEN]} broken",
-        "",
-        "| | check | status | detail |",
-        "|---|---|---|---|",
-    ]
-    lines += [f"| {icon[i.status]} | {i.check} | {i.status} | {i.detail} |" for i in items]
-    for i in items:
-        if i.diffs:
-            lines += ["", f"## {i.check}", *[f"- `{d}`" for d in i.diffs]]
-    return "\n".join(lines)
+    lead = f"**{'No drift' if s['clean'] else 'Drift detected'}**: {s[OK]} ok, {s[DRIFTED]} drifted, {s[BROKEN]} broken"
+    rows = [(icon[i.status], i.check, i.status, i.detail) for i in items]
+    lines = md.report(title, lead, ("", "check", "status", "detail"), rows)
+    return "\n".join(lines + md.details([(i.check, i.diffs) for i in items]))
 
 
 def as_dicts(items: list[DriftItem]) -> list[dict[str, Any]]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 from tasks.errors import ConfigError
+from tasks.model import Release
 
 _SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@+\-]*$")
 
@@ -30,6 +31,27 @@ def _path(value: str, what: str) -> str:
 
 def _kube(kubeconfig: str | None) -> list[str]:
     return ["--kubeconfig", _path(kubeconfig, "kubeconfig")] if kubeconfig else []
+
+
+JSON = ("-o", "json")
+
+
+def _timeout(seconds: int) -> tuple[str, str]:
+    return "--timeout", f"{int(seconds)}s"
+
+
+def _on_release(
+    helm: str,
+    command: list[str],
+    release: str,
+    namespace: str,
+    kubeconfig: str | None,
+    *flags: str,
+    revision: int | None = None,
+) -> list[str]:
+    """`helm <command> RELEASE [REVISION] --namespace NS <flags> [--kubeconfig F]`: every command on one release."""
+    positional = [_arg(release, "release name")] + ([] if revision is None else [str(revision)])
+    return [helm, *command, *positional, "--namespace", _arg(namespace, "namespace"), *flags] + _kube(kubeconfig)
 
 
 def version(helm: str) -> list[str]:
@@ -96,17 +118,33 @@ def upgrade_install(
     return argv + _kube(kubeconfig)
 
 
-def get_values(helm: str, release: str, namespace: str, kubeconfig: str | None = None) -> list[str]:
-    return [
+def upgrade_release(
+    helm: str,
+    name: str,
+    rel: Release,
+    values_file: str,
+    *,
+    kubeconfig: str | None = None,
+    timeout_seconds: int | None = None,
+    dry_run: bool = False,
+) -> list[str]:
+    """`upgrade_install` of one of the stack's releases (its chart, version, namespace and timeout)."""
+    return upgrade_install(
         helm,
-        "get",
-        "values",
-        _arg(release, "release name"),
-        "--namespace",
-        _arg(namespace, "namespace"),
-        "-o",
-        "json",
-    ] + _kube(kubeconfig)
+        name,
+        rel.chart,
+        rel.version,
+        rel.namespace,
+        values_file,
+        timeout_seconds=rel.timeout_seconds if timeout_seconds is None else timeout_seconds,
+        create_namespace=rel.create_namespace,
+        kubeconfig=kubeconfig,
+        dry_run=dry_run,
+    )
+
+
+def get_values(helm: str, release: str, namespace: str, kubeconfig: str | None = None) -> list[str]:
+    return _on_release(helm, ["get", "values"], release, namespace, kubeconfig, *JSON)
 
 
 def list_releases(helm: str, namespace: str, kubeconfig: str | None = None, *, helm_major: int = 3) -> list[str]:
@@ -118,76 +156,35 @@ def list_releases(helm: str, namespace: str, kubeconfig: str | None = None, *, h
 
 def get_metadata(helm: str, release: str, namespace: str, kubeconfig: str | None = None) -> list[str]:
     """Chart name and version, revision and status of the release (`helm status` has no chart in its JSON)."""
-    return [
-        helm,
-        "get",
-        "metadata",
-        _arg(release, "release name"),
-        "--namespace",
-        _arg(namespace, "namespace"),
-        "-o",
-        "json",
-    ] + _kube(kubeconfig)
+    return _on_release(helm, ["get", "metadata"], release, namespace, kubeconfig, *JSON)
 
 
 def get_manifest(helm: str, release: str, namespace: str, kubeconfig: str | None = None) -> list[str]:
     """The objects the release rendered (YAML documents; `helm get manifest` has no JSON output)."""
-    return [
-        helm,
-        "get",
-        "manifest",
-        _arg(release, "release name"),
-        "--namespace",
-        _arg(namespace, "namespace"),
-    ] + _kube(kubeconfig)
+    return _on_release(helm, ["get", "manifest"], release, namespace, kubeconfig)
 
 
 def get_hooks(helm: str, release: str, namespace: str, kubeconfig: str | None = None) -> list[str]:
     """The release's hook objects (YAML documents), which `helm get manifest` leaves out."""
-    return [helm, "get", "hooks", _arg(release, "release name"), "--namespace", _arg(namespace, "namespace")] + _kube(
-        kubeconfig
-    )
+    return _on_release(helm, ["get", "hooks"], release, namespace, kubeconfig)
 
 
 def history(helm: str, release: str, namespace: str, kubeconfig: str | None = None) -> list[str]:
-    return [
-        helm,
-        "history",
-        _arg(release, "release name"),
-        "--namespace",
-        _arg(namespace, "namespace"),
-        "-o",
-        "json",
-    ] + _kube(kubeconfig)
+    return _on_release(helm, ["history"], release, namespace, kubeconfig, *JSON)
 
 
 def rollback(
     helm: str, release: str, namespace: str, revision: int, *, timeout_seconds: int, kubeconfig: str | None = None
 ) -> list[str]:
-    return [
-        helm,
-        "rollback",
-        _arg(release, "release name"),
-        str(int(revision)),
-        "--namespace",
-        _arg(namespace, "namespace"),
-        "--timeout",
-        f"{int(timeout_seconds)}s",
-    ] + _kube(kubeconfig)
+    return _on_release(
+        helm, ["rollback"], release, namespace, kubeconfig, *_timeout(timeout_seconds), revision=int(revision)
+    )
 
 
 def uninstall(
     helm: str, release: str, namespace: str, *, timeout_seconds: int, kubeconfig: str | None = None
 ) -> list[str]:
-    return [
-        helm,
-        "uninstall",
-        _arg(release, "release name"),
-        "--namespace",
-        _arg(namespace, "namespace"),
-        "--timeout",
-        f"{int(timeout_seconds)}s",
-    ] + _kube(kubeconfig)
+    return _on_release(helm, ["uninstall"], release, namespace, kubeconfig, *_timeout(timeout_seconds))
 
 
 def shell_line(argv: list[str]) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from tasks import helm_argv
+from tasks import markdown as md
 from tasks.diff import diff_values
 from tasks.model import Release, Stack
 from tasks.nodegroup_plan import NodegroupPlan
@@ -13,17 +14,7 @@ from tasks.results import LiveRelease, PlanAction, PlanStep, PreflightResult
 
 
 def release_step(name: str, rel: Release, desired: dict[str, Any], live: LiveRelease | None) -> PlanStep:
-    argv = helm_argv.upgrade_install(
-        "helm",
-        name,
-        rel.chart,
-        rel.version,
-        rel.namespace,
-        f"{name}-values.yaml",
-        timeout_seconds=rel.timeout_seconds,
-        create_namespace=rel.create_namespace,
-    )
-    command = helm_argv.shell_line(argv)
+    command = helm_argv.shell_line(helm_argv.upgrade_release("helm", name, rel, f"{name}-values.yaml"))
     if live is None:
         return PlanStep(f"release {name}", PlanAction.install, command)
     changes = [str(d) for d in diff_values(live.config, desired)]
@@ -59,14 +50,6 @@ def plan_steps(
 
 
 def plan_markdown(cluster: str, steps: list[PlanStep]) -> str:
-    lines = [
-        f"# Plan for {cluster} (dry run: nothing was changed)",
-        "",
-        "| step | action | command |",
-        "|---|---|---|",
-    ]
-    lines += [f"| {s.step} | {s.action.value} | `{s.command}` |" for s in steps]
-    for s in steps:
-        if s.changes:
-            lines += ["", f"## {s.step}: changes", *[f"- `{c}`" for c in s.changes]]
-    return "\n".join(lines)
+    rows = [(s.step, s.action.value, f"`{s.command}`") for s in steps]
+    lines = md.report(f"Plan for {cluster} (dry run: nothing was changed)", None, ("step", "action", "command"), rows)
+    return "\n".join(lines + md.details([(f"{s.step}: changes", s.changes) for s in steps]))

@@ -28,5 +28,6 @@ def node_nodegroup(node: dict[str, Any]) -> str:
     """The EKS nodegroup a Node object belongs to ("" when it has no nodegroup label)."""
     return str(((node.get("metadata") or {}).get("labels") or {}).get(NODEGROUP_LABEL, ""))
 
+
 # The Prefect state name of a check-drift run whose report is not clean: the runs list shows it, the fleet reads it.
 DRIFTED_STATE = "Drifted"

@@ -123,7 +123,10 @@ def node_ready(node: dict[str, Any]) -> bool:
     )
 
 
-def nodes(node_list: list[dict[str, Any]], *, expected: int, nodegroup: str | None = None) -> Verdict:
+def nodes(
+    node_list: list[dict[str, Any]], *, expected: int, nodegroup: str | None = None, exact: bool = False
+) -> Verdict:
+    """At least `expected` of the (nodegroup's) nodes Ready; `exact`: exactly that many registered, all Ready."""
     members = [n for n in node_list if nodegroup is None or node_nodegroup(n) == nodegroup]
     ready = [n for n in members if node_ready(n)]
     not_ready = []
@@ -134,7 +137,8 @@ def nodes(node_list: list[dict[str, Any]], *, expected: int, nodegroup: str | No
             )
             not_ready.append(f"{n['metadata']['name']}: {c.get('reason', 'NotReady')} {c.get('message', '')}".strip())
     summary = f"{len(ready)}/{expected} nodes Ready ({len(members)} registered)"
-    return Verdict(len(ready) >= expected, summary, details=not_ready)
+    ok = len(ready) == expected == len(members) if exact else len(ready) >= expected
+    return Verdict(ok, summary, details=not_ready)
 
 
 def pod_problems(pods: list[dict[str, Any]]) -> list[str]:

@@ -14,6 +14,11 @@ from tasks.values import normalise_endpoint
 from tasks.verify import Check
 
 
+def _plain(result: Any) -> dict[str, Any]:
+    """A flat result's fields as JSON values (enums by their value)."""
+    return {k: v.value if isinstance(v, StrEnum) else v for k, v in asdict(result).items()}
+
+
 @dataclass(frozen=True)
 class ClusterEndpoint:
     """The EKS cluster as DescribeCluster reports it once ACTIVE: where its API answers and its network."""
@@ -82,12 +87,7 @@ class ReleaseOutcome:
     version: str
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "release": self.release,
-            "action": self.action.value,
-            "revision": self.revision,
-            "version": self.version,
-        }
+        return _plain(self)
 
 
 class NodegroupAction(StrEnum):
@@ -103,7 +103,7 @@ class NodegroupOutcome:
     status: str | None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"nodegroup": self.nodegroup, "action": self.action.value, "status": self.status}
+        return _plain(self)
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from tasks import markdown as md
 from tasks import readiness
 from tasks.model import Release, Stack, Workload
 from tasks.names import CILIUM_CONFIG_MAP, DEPLOYED
@@ -172,16 +173,9 @@ def _workload_checks(rname: str, w: Workload, obs: Observed, node_names: set[str
 
 def markdown(title: str, checks: list[Check], extra: list[str] | None = None) -> str:
     ok = all(c.ok for c in checks)
-    lines = [
-        f"# {title}",
-        "",
-        f"**{'All checks passed' if ok else 'Some checks failed'}** ({sum(c.ok for c in checks)}/{len(checks)})",
-        "",
-        "| | check | expected | observed |",
-        "|---|---|---|---|",
-    ]
-    for c in checks:
-        lines.append(f"| {'✅' if c.ok else '❌'} | {c.name} | {c.expected} | {c.observed} |")
+    lead = f"**{'All checks passed' if ok else 'Some checks failed'}** ({sum(c.ok for c in checks)}/{len(checks)})"
+    rows = [("✅" if c.ok else "❌", c.name, c.expected, c.observed) for c in checks]
+    lines = md.report(title, lead, ("", "check", "expected", "observed"), rows)
     if extra:
         lines += ["", *extra]
     return "\n".join(lines)

@@ -21,7 +21,15 @@ from botocore.config import Config
 from botocore.loaders import create_loader
 from botocore.regions import EndpointResolver
 
-from tasks.errors import AccessDenied, ConfigError, PermanentError, ResourceNotFound, Throttled, TransientError
+from tasks.errors import (
+    AccessDenied,
+    ConfigError,
+    EksCiliumError,
+    PermanentError,
+    ResourceNotFound,
+    Throttled,
+    TransientError,
+)
 
 T = TypeVar("T")
 THROTTLING = {
@@ -53,6 +61,42 @@ DENIED = {
 }
 
 
+NOT_FOUND = {"ResourceNotFoundException", "NoSuchEntity", "NotFoundException"}
+# AWS error codes (or, failing those, HTTP statuses) -> the project's error type, its words and what to do.
+CLIENT_ERRORS: tuple[tuple[set[str], Callable[[int], bool], type[EksCiliumError], str, str | None], ...] = (
+    (
+        THROTTLING,
+        lambda status: status == 429,
+        Throttled,
+        "AWS throttled the request",
+        "retried automatically; if it persists, lower the fleet concurrency",
+    ),
+    (
+        SERVER_SIDE,
+        lambda status: status >= 500,
+        TransientError,
+        "AWS answered with a server error",
+        "retried automatically; check the AWS Health Dashboard if it persists",
+    ),
+    (
+        DENIED,
+        lambda status: status == 403,
+        AccessDenied,
+        "access denied",
+        "grant the IAM principal the actions in configs/iam-policy.json (see README, 'Permissions')",
+    ),
+    (NOT_FOUND, lambda status: status == 404, ResourceNotFound, "not found", None),
+)
+
+
+def client_error(what: str, code: str, status: int, observed: str, not_found_hint: str | None) -> EksCiliumError | None:
+    """The project's error for an AWS error code / HTTP status; None = a plain rejection of the request."""
+    for codes, by_status, error, words, hint in CLIENT_ERRORS:
+        if code in codes or by_status(status):
+            return error(f"{what}: {words}", observed=observed, hint=hint or not_found_hint)
+    return None
+
+
 def call(what: str, fn: Callable[[], T], *, not_found_hint: str | None = None) -> T:
     """Run one AWS call and translate its failure into the project's errors."""
     try:
@@ -62,26 +106,9 @@ def call(what: str, fn: Callable[[], T], *, not_found_hint: str | None = None) -
         code, msg = err.get("Code", ""), err.get("Message", str(e))
         status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
         observed = f"{code or status}: {msg}"
-        if code in THROTTLING or status == 429:
-            raise Throttled(
-                f"{what}: AWS throttled the request",
-                observed=observed,
-                hint="retried automatically; if it persists, lower the fleet concurrency",
-            ) from None
-        if code in SERVER_SIDE or status >= 500:
-            raise TransientError(
-                f"{what}: AWS answered with a server error",
-                observed=observed,
-                hint="retried automatically; check the AWS Health Dashboard if it persists",
-            ) from None
-        if code in DENIED or status == 403:
-            raise AccessDenied(
-                f"{what}: access denied",
-                observed=observed,
-                hint="grant the IAM principal the actions in configs/iam-policy.json (see README, 'Permissions')",
-            ) from None
-        if code in ("ResourceNotFoundException", "NoSuchEntity", "NotFoundException") or status == 404:
-            raise ResourceNotFound(f"{what}: not found", observed=observed, hint=not_found_hint) from None
+        mapped = client_error(what, code, status, observed, not_found_hint)
+        if mapped is not None:
+            raise mapped from None
         raise PermanentError(
             f"{what}: AWS rejected the request", observed=observed, hint="check the parameters named in the message"
         ) from None

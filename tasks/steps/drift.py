@@ -10,12 +10,10 @@ from tasks.adapters.kube import Kube
 from tasks.errors import EksCiliumError
 from tasks.names import KUBE_SYSTEM, node_nodegroup
 from tasks.preflight import CONFLICTING_DAEMONSETS
-from tasks.readiness import Verdict
 from tasks.render import RenderedStack
 from tasks.results import NodegroupAction, NodegroupOutcome
-from tasks.steps.nodegroup import node_diagnosis
 from tasks.steps.releases import live_release
-from tasks.steps.runtime import RunContext, sense, sensor, step
+from tasks.steps.runtime import RunContext, step
 from tasks.steps.workloads import workload_verdict
 
 
@@ -107,27 +105,3 @@ def remove_conflicting_daemonsets(ctx: RunContext) -> list[str]:
                 removed.append(name)
     get_run_logger().warning("removed conflicting DaemonSet(s) %s", ", ".join(f"{KUBE_SYSTEM}/{r}" for r in removed))
     return removed
-
-
-@sensor("wait_for_nodes_count")
-def wait_for_nodes_count(ctx: RunContext, rendered: RenderedStack) -> str:
-    """After scaling: exactly the desired number of nodes, all Ready."""
-
-    plan = rendered.nodegroup
-
-    def probe() -> Verdict:
-        with ctx.kube() as kube:
-            members = [n for n in kube.list_nodes() if node_nodegroup(n) == plan.name]
-        ready = sum(1 for n in members if readiness.node_ready(n))
-        return Verdict(
-            ready == plan.desired_size == len(members), f"{ready} Ready of {len(members)}, want {plan.desired_size}"
-        )
-
-    return sense(
-        ctx,
-        f"nodegroup {plan.name} at {plan.desired_size} Ready nodes",
-        probe,
-        ctx.options.timeouts.nodes,
-        hint="check the nodegroup in the EKS console",
-        diagnose=lambda: node_diagnosis(ctx),
-    ).summary

@@ -8,7 +8,7 @@ from tasks import readiness
 from tasks.errors import (
     PermanentError,
 )
-from tasks.nodegroup_plan import nodegroup_spec_differences
+from tasks.nodegroup_plan import NodegroupPlan, nodegroup_spec_differences
 from tasks.options import NodegroupMethod
 from tasks.readiness import Verdict
 from tasks.render import RenderedStack
@@ -78,20 +78,26 @@ def wait_for_nodegroup_active(ctx: RunContext, rendered: RenderedStack) -> Verdi
 
 @sensor("wait_for_nodes_ready")
 def wait_for_nodes_ready(ctx: RunContext, rendered: RenderedStack) -> Verdict:
+    """Sensor: the nodegroup's nodes Ready (at least the desired number)."""
     plan = rendered.nodegroup
+    hint = "nodes stay NotReady until the Cilium agent runs on them: check the cilium pods below"
+    return _sense_nodes(ctx, plan, f"{plan.desired_size} nodes Ready", hint, exact=False)
 
+
+@sensor("wait_for_nodes_count")
+def wait_for_nodes_count(ctx: RunContext, rendered: RenderedStack) -> str:
+    """Sensor, after scaling: exactly the desired number of nodes, all Ready."""
+    plan = rendered.nodegroup
+    title = f"nodegroup {plan.name} at {plan.desired_size} Ready nodes"
+    return _sense_nodes(ctx, plan, title, "check the nodegroup in the EKS console", exact=True).summary
+
+
+def _sense_nodes(ctx: RunContext, plan: NodegroupPlan, title: str, hint: str, *, exact: bool) -> Verdict:
     def probe() -> Verdict:
         with ctx.kube() as kube:
-            return readiness.nodes(kube.list_nodes(), expected=plan.desired_size, nodegroup=plan.name)
+            return readiness.nodes(kube.list_nodes(), expected=plan.desired_size, nodegroup=plan.name, exact=exact)
 
-    return sense(
-        ctx,
-        f"{plan.desired_size} nodes Ready",
-        probe,
-        ctx.options.timeouts.nodes,
-        hint="nodes stay NotReady until the Cilium agent runs on them: check the cilium pods below",
-        diagnose=lambda: node_diagnosis(ctx),
-    )
+    return sense(ctx, title, probe, ctx.options.timeouts.nodes, hint=hint, diagnose=lambda: node_diagnosis(ctx))
 
 
 def node_diagnosis(ctx: RunContext) -> list[str]:

@@ -83,17 +83,8 @@ def _chart_available(ctx: RunContext, name: str, rel: Release) -> str | None:
 
 def _render_check(ctx: RunContext, name: str, rel: Release) -> str | None:
     """`helm upgrade --install --dry-run=server`: renders against the cluster's API versions, changes nothing."""
-    argv = helm_argv.upgrade_install(
-        ctx.helm_binary,
-        name,
-        rel.chart,
-        rel.version,
-        rel.namespace,
-        ctx.values_file(name),
-        timeout_seconds=60,
-        create_namespace=rel.create_namespace,
-        kubeconfig=ctx.kubeconfig,
-        dry_run=True,
+    argv = helm_argv.upgrade_release(
+        ctx.helm_binary, name, rel, ctx.values_file(name), kubeconfig=ctx.kubeconfig, timeout_seconds=60, dry_run=True
     )
     try:
         ctx.helm().run(argv, what=f"render {name} against the cluster")

@@ -142,17 +142,7 @@ def install_release(ctx: RunContext, name: str, rendered: RenderedStack) -> Rele
             status.revision,
         )
         return ReleaseOutcome(name, ReleaseAction.unchanged, status.revision, rel.version)
-    argv = helm_argv.upgrade_install(
-        ctx.helm_binary,
-        name,
-        rel.chart,
-        rel.version,
-        rel.namespace,
-        ctx.values_file(name),
-        timeout_seconds=rel.timeout_seconds,
-        create_namespace=rel.create_namespace,
-        kubeconfig=ctx.kubeconfig,
-    )
+    argv = helm_argv.upgrade_release(ctx.helm_binary, name, rel, ctx.values_file(name), kubeconfig=ctx.kubeconfig)
     logger.info("release %s: %s (timeout %d s)", name, helm_argv.shell_line(argv), rel.timeout_seconds)
     ctx.mark(f"helm {name}", "start")
     result = ctx.helm().run_json(argv, what=f"install release {name}", timeout=rel.timeout_seconds + 60) or {}
