@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from tasks.names import DEPLOYED
 from tasks.readiness import Verdict
 
 REPLICATED_KINDS = ("Deployment", "StatefulSet", "ReplicaSet")
@@ -124,28 +125,24 @@ def rendered_release(name: str, namespace: str, metadata: dict[str, Any], manife
 def absent_workload(kind: str, namespace: str, name: str, release: RenderedRelease) -> Verdict | None:
     """The verdict for a workload that does not exist while `release` is deployed; None while waiting can still help
     (the release is not deployed yet, or the object is a hook helm creates during an install or upgrade)."""
-    if release.status != "deployed":
+    if release.status != DEPLOYED:
         return None
     found = release.find(kind, namespace, name)
     if found is not None and found.hook:
         return None
     where = f"release {release.name} is deployed (revision {release.revision})"
     if found is not None:
-        return Verdict(
-            False,
+        why = (
             f"does not exist although {where} and renders it: it was deleted outside helm; "
-            f"`helm upgrade` (a re-run of the install) recreates it",
-            failed=True,
-            details=["the release renders:", *release.listing()],
+            "`helm upgrade` (a re-run of the install) recreates it"
         )
-    same_kind = sorted(o.name for o in release.objects if o.kind == kind and o.namespace == namespace)
-    guess = difflib.get_close_matches(name, same_kind, n=1)
-    hint = f"; did you mean {guess[0]}?" if guess else ""
-    renders = f"its {kind}s in {namespace}: {', '.join(same_kind)}" if same_kind else f"no {kind} in {namespace}"
-    return Verdict(
-        False,
-        f"does not exist although {where}: the release renders no {kind} {namespace}/{name} "
-        f"({renders}){hint} - fix the workload's name in the stack",
-        failed=True,
-        details=["the release renders:", *release.listing()],
-    )
+    else:
+        same_kind = sorted(o.name for o in release.objects if o.kind == kind and o.namespace == namespace)
+        guess = difflib.get_close_matches(name, same_kind, n=1)
+        hint = f"; did you mean {guess[0]}?" if guess else ""
+        renders = f"its {kind}s in {namespace}: {', '.join(same_kind)}" if same_kind else f"no {kind} in {namespace}"
+        why = (
+            f"does not exist although {where}: the release renders no {kind} {namespace}/{name} "
+            f"({renders}){hint} - fix the workload's name in the stack"
+        )
+    return Verdict(False, why, failed=True, details=["the release renders:", *release.listing()])

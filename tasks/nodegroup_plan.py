@@ -77,15 +77,15 @@ def plan_nodegroup(doc: Any, stack: Stack, source: str = "nodegroup file") -> No
     return NodegroupPlan(
         name=name,
         instance_types=types,
+        disk_size_gib=key.integer("volumeSize", defaults.disk_size_gib) or defaults.disk_size_gib,
         min_size=min_size,
         max_size=max_size,
         desired_size=desired,
+        subnets=tuple(str(s) for s in subnets),
         private_networking=private,
-        disk_size_gib=key.integer("volumeSize", defaults.disk_size_gib) or defaults.disk_size_gib,
         ami_type=ami,
         labels=labels,
         taints=taints,
-        subnets=tuple(str(s) for s in subnets),
         node_role=role,
         tags={str(k): str(v) for k, v in (ng.get("tags") or {}).items()},
     )

@@ -14,6 +14,31 @@ from tasks.values import normalise_endpoint
 from tasks.verify import Check
 
 
+class ReleaseAction(StrEnum):
+    """What `install_release` did to a release."""
+
+    installed = "installed"
+    upgraded = "upgraded"
+    unchanged = "unchanged"
+
+
+class NodegroupAction(StrEnum):
+    """What a nodegroup step did (created, found it as desired, or set its scaling back)."""
+
+    created = "created"
+    unchanged = "unchanged"
+    scaled = "scaled"
+
+
+class PlanAction(StrEnum):
+    """What a dry run says a step would do."""
+
+    install = "install"
+    upgrade = "upgrade"
+    create = "create"
+    unchanged = "unchanged"
+
+
 def _plain(result: Any) -> dict[str, Any]:
     """A flat result's fields as JSON values (enums by their value)."""
     return {k: v.value if isinstance(v, StrEnum) else v for k, v in asdict(result).items()}
@@ -73,12 +98,6 @@ class LiveRelease:
         return str(self.version or "").lstrip("v") == version.lstrip("v")
 
 
-class ReleaseAction(StrEnum):
-    installed = "installed"
-    upgraded = "upgraded"
-    unchanged = "unchanged"
-
-
 @dataclass(frozen=True)
 class ReleaseOutcome:
     release: str
@@ -88,12 +107,6 @@ class ReleaseOutcome:
 
     def as_dict(self) -> dict[str, Any]:
         return _plain(self)
-
-
-class NodegroupAction(StrEnum):
-    created = "created"
-    unchanged = "unchanged"
-    scaled = "scaled"
 
 
 @dataclass(frozen=True)
@@ -146,13 +159,6 @@ class Verification:
             "stopped_by": self.stopped_by,
             "not_reached": list(self.not_reached),
         }
-
-
-class PlanAction(StrEnum):
-    install = "install"
-    upgrade = "upgrade"
-    create = "create"
-    unchanged = "unchanged"
 
 
 @dataclass(frozen=True)

@@ -52,10 +52,10 @@ def observe_stack(ctx: RunContext) -> verify.Observed:
         nodes=nodes,
         workloads=workloads,
         agent_pods=agent_pods,
+        cilium_config=None if cilium_cm is None else cilium_cm.get("data") or {},
         service_monitors=monitors,
         expected_replicas=expected_replicas,
         kube_system_daemonsets=ds,
-        cilium_config=None if cilium_cm is None else cilium_cm.get("data") or {},
         releases={
             k: {"status": v.status, "version": v.chart_version, "revision": v.revision} for k, v in states.items()
         },
