@@ -99,12 +99,6 @@ class Helm:
     redact: tuple[str, ...] = ()
     scope: str = ""  # processes of one flow run, so that a failed run can stop its helm processes
 
-    @classmethod
-    def discover(cls, env: dict[str, str] | None = None) -> Helm:
-        helm = cls(find_helm(), env)
-        helm.check_version()
-        return helm
-
     def check_version(self) -> tuple[int, int, int]:
         out = self.run(helm_argv.version(self.binary), what="read the helm version")
         v = parse_version(out)
