@@ -46,24 +46,35 @@ class ClusterFacts:
     recover_pending: bool = True  # releases left pending-* or failed are recovered by the flow instead of blocking
     node_nodegroups: dict[str, str] = field(default_factory=dict)  # node -> its eks.amazonaws.com/nodegroup label
     own_nodegroup: str | None = None  # the stack's nodegroup
+    components: dict[str, str] = field(default_factory=dict)  # release -> its component (cilium, tetragon, ...)
 
 
 def service_monitor_paths(values: Any, prefix: str = "") -> list[str]:
-    """Paths of `serviceMonitor` blocks that are enabled without `trustCRDsExist` (they need the CRD)."""
+    """Paths of the enabled `serviceMonitor` blocks (each renders a monitoring.coreos.com/v1 ServiceMonitor)."""
     found: list[str] = []
     if isinstance(values, dict):
         for k, v in values.items():
             path = f"{prefix}.{k}" if prefix else str(k)
-            if (
-                k == "serviceMonitor"
-                and isinstance(v, dict)
-                and v.get("enabled") is True
-                and not v.get("trustCRDsExist")
-            ):
+            if k == "serviceMonitor" and isinstance(v, dict) and v.get("enabled") is True:
                 found.append(path)
             else:
                 found.extend(service_monitor_paths(v, path))
     return found
+
+
+# Cilium's chart (templates/validate.yaml) skips its ServiceMonitor CRD check when this one path is true, for a CRD
+# that comes with the same install; the other charts have no such switch, and nested trustCRDsExist keys do nothing.
+CILIUM_TRUST_CRDS = ("prometheus", "serviceMonitor", "trustCRDsExist")
+
+
+def trusts_crds(component: str | None, values: dict[str, Any]) -> bool:
+    """Whether the release's chart was told the ServiceMonitor CRDs exist (only Cilium's chart can be)."""
+    if component != "cilium":
+        return False
+    node: Any = values
+    for key in CILIUM_TRUST_CRDS:
+        node = node.get(key) if isinstance(node, dict) else None
+    return node is True
 
 
 class RecoveryKind(StrEnum):
@@ -194,14 +205,20 @@ def _foreign_node_problems(facts: ClusterFacts) -> list[str]:
 def _servicemonitor_problems(facts: ClusterFacts, rendered_values: dict[str, dict[str, Any]]) -> list[str]:
     if facts.servicemonitor_crd:
         return []
-    paths = sorted({p for v in rendered_values.values() for p in service_monitor_paths(v)})
-    if not paths:
+    by_release = {
+        name: paths
+        for name, values in sorted(rendered_values.items())
+        if not trusts_crds(facts.components.get(name), values) and (paths := service_monitor_paths(values))
+    }
+    if not by_release:
         return []
+    where = "; ".join(f"release {name} at {', '.join(paths)}" for name, paths in by_release.items())
+    trust = ".".join(CILIUM_TRUST_CRDS)
     return [
-        f"the ServiceMonitor CRD ({SERVICEMONITOR_CRD}) is missing but the values enable ServiceMonitors at "
-        f"{', '.join(paths)}. Fix: install the Prometheus operator CRDs first, e.g. `helm "
-        "install prometheus-operator-crds "
-        "prometheus-community/prometheus-operator-crds`, or set each path's trustCRDsExist: true"
+        f"the ServiceMonitor CRD ({SERVICEMONITOR_CRD}) is missing but the values enable ServiceMonitors: {where}. "
+        "Fix: install the Prometheus operator CRDs first, e.g. `helm install prometheus-operator-crds "
+        "prometheus-community/prometheus-operator-crds`, or set those paths' enabled: false. Only Cilium's chart can "
+        f"be told the CRDs come with the install: {trust}: true in its values (one path for all of its ServiceMonitors)"
     ]
 
 

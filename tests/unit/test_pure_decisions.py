@@ -298,9 +298,20 @@ def test_clean_cluster_passes_and_nodes_are_fine_once_cilium_is_deployed():
     assert preflight.evaluate(facts(nodes=["n1"], releases=deployed), {}) == []
 
 
-def test_trust_crds_exist_needs_no_crd():
-    values = {"x": {"serviceMonitor": {"enabled": True, "trustCRDsExist": True}}}
-    assert preflight.service_monitor_paths(values) == []
+def test_only_cilium_charts_one_trust_crds_path_lets_a_missing_crd_pass():
+    """Cilium's chart honours prometheus.serviceMonitor.trustCRDsExist (templates/validate.yaml) and nothing else;
+    a nested trustCRDsExist does nothing in the real charts, so it must not silence the preflight."""
+    monitored = {"serviceMonitor": {"enabled": True}}
+    nested = {"relay": {"serviceMonitor": {"enabled": True, "trustCRDsExist": True}}}
+    trusted = {"prometheus": {"serviceMonitor": {"enabled": True, "trustCRDsExist": True}}, "relay": monitored}
+    components = {"cilium": "cilium", "tetragon": "tetragon"}
+    no_crd = facts(servicemonitor_crd=False, components=components)
+    assert preflight.evaluate(no_crd, {"cilium": trusted}) == []
+    [problem] = preflight.evaluate(no_crd, {"cilium": nested, "tetragon": {"tetragon": monitored}})
+    assert "release cilium at relay.serviceMonitor; release tetragon at tetragon.serviceMonitor" in problem
+    assert "prometheus.serviceMonitor.trustCRDsExist: true" in problem
+    [problem] = preflight.evaluate(no_crd, {"tetragon": trusted})  # tetragon's chart has no such switch
+    assert "release tetragon at prometheus.serviceMonitor" in problem
 
 
 # ---- drift, diffs, network ------------------------------------------------------------------------------------------
