@@ -141,6 +141,9 @@ class Objects:
     def __init__(self, store: Store, registry: Registry) -> None:
         self.store = store
         self.registry = registry
+        # The cluster CA's PEM, published in every namespace as ConfigMap `kube-root-ca.crt` (whoever serves the
+        # emulator over TLS sets it; empty until then).
+        self.root_ca_pem = ""
 
     @staticmethod
     def public(rt: ResourceType, obj: Obj) -> Obj:
