@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from sandbox.aws import AwsFault
-from sandbox.chartrepo import basic_auth_ok
+from sandbox.chartrepo import OSS_PATH, basic_auth_ok
 from sandbox.kube.controllers import PodPolicy, node_ready
 from sandbox.kube.server import FaultRule
 
@@ -33,10 +33,16 @@ class ControlApi:
                 return web.Response(
                     status=401, text="unauthorized", headers={"WWW-Authenticate": 'Basic realm="charts"'}
                 )
-            return web.Response(text=self.sb.repo.index_yaml(), content_type="text/yaml")
+            repo = self.sb.repo.sub(request.match_info.get("repo"))
+            if repo is None:
+                return web.Response(status=404, text="no such chart repository")
+            return web.Response(text=repo.index_yaml(), content_type="text/yaml")
 
         r.add_get("/charts/index.yaml", index)
         r.add_get("/charts/{file}", self._chart_file)
+        # The vendored open-source charts: a second repository at <chart repo>/oss (sandbox/chartrepo.py).
+        r.add_get(f"/charts/{{repo:{OSS_PATH}}}/index.yaml", index)
+        r.add_get(f"/charts/{{repo:{OSS_PATH}}}/{{file}}", self._chart_file)
         r.add_get("/_sandbox/status", self._status)
         r.add_post("/_sandbox/clusters/{name}/faults", self._add_fault)
         r.add_delete("/_sandbox/clusters/{name}/faults", self._clear_faults)
@@ -51,7 +57,8 @@ class ControlApi:
     async def _chart_file(self, request: web.Request) -> web.Response:
         if not basic_auth_ok(request.headers.get("Authorization"), self.sb.repo.auth):
             return web.Response(status=401, text="unauthorized", headers={"WWW-Authenticate": 'Basic realm="charts"'})
-        data = self.sb.repo.archives.get(request.match_info["file"])
+        repo = self.sb.repo.sub(request.match_info.get("repo"))
+        data = repo.archives.get(request.match_info["file"]) if repo is not None else None
         if data is None:
             return web.Response(status=404, text="no such chart archive")
         return web.Response(body=data, content_type="application/gzip")

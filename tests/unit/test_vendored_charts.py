@@ -34,3 +34,16 @@ def test_each_tarball_is_the_chart_its_name_says() -> None:
             assert fh is not None
             meta = yaml.safe_load(fh.read())
         assert path.name == f"{meta['name']}-{meta['version']}.tgz"
+
+
+def test_the_chart_repository_serves_the_tarballs_at_oss_and_keeps_the_stand_ins_default() -> None:
+    from sandbox.chartrepo import OSS_PATH, ChartRepo
+
+    repo = ChartRepo()
+    oss = repo.sub(OSS_PATH)
+    assert oss is not None and repo.sub(None) is repo and repo.sub("nope") is None
+    served = {f"{name}-{e['version']}.tgz": e["digest"] for name, es in oss.entries.items() for e in es}
+    assert served == _table()
+    assert all(oss.archives[f] == (VENDORED / f).read_bytes() for f in served)
+    assert [e["version"] for e in repo.entries["cilium"]] == ["1.18.4"]
+    assert "STAND-IN" in repo.entries["cilium"][0]["description"]
