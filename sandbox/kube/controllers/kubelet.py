@@ -1,6 +1,7 @@
 """The kubelet of every node: starts the Pods bound to it once the node has a CNI (is Ready) and their Secrets
 exist, after an image pull delay; runs Job Pods to completion (writing the Secrets a certificate-generator Job
-names); crash-loops the Pods a `crashloop` pod policy matches."""
+names); crash-loops the Pods a `crashloop` pod policy matches. What each container's program does is simulated
+per image (sandbox/kube/images): while it runs, and when a Job's container completes."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import random
 from sandbox.kube.controllers.base import K_NODE, K_POD, K_SECRET, Context, node_ready
 from sandbox.kube.controllers.config import PodFaultMode, PodPolicy
 from sandbox.kube.controllers.podstatus import CONTAINER_CREATING, PodState, changed, pod_status
+from sandbox.kube.images import Images
 from sandbox.kube.objects import Obj, set_status
 
 CREATES_SECRETS = "sandbox.eks-cilium.dev/creates-secrets"
@@ -34,6 +36,7 @@ def secret_refs(pod: Obj) -> list[tuple[str, dict[str, object]]]:
 class Kubelet:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
+        self.images = Images(ctx)  # what each container's image does (sandbox/kube/images)
 
     def reconcile(self) -> None:
         nodes = {n["metadata"]["name"]: n for n in self.ctx.store.list(K_NODE)}
@@ -75,6 +78,7 @@ class Kubelet:
         else:
             self.report(pod, node, PodState("Running", True))
             self.ctx.timers.pop(pod["metadata"]["uid"], None)
+            self.images.running(pod)
 
     def missing_secret(self, pod: Obj) -> tuple[str, str] | None:
         ns = pod["metadata"]["namespace"]
@@ -125,6 +129,7 @@ class Kubelet:
         started = self.ctx.timers.setdefault("run:" + uid, now)
         if now - started >= self.ctx.config.job_run_seconds:
             self.write_secrets(pod)
+            self.images.completed(pod)
             self.report(pod, node, PodState("Succeeded", False, terminated=True))
             self.ctx.timers.pop(uid, None)
             self.ctx.timers.pop("run:" + uid, None)
