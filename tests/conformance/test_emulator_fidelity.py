@@ -9,7 +9,9 @@ import time
 import pytest
 from kubernetes import client, config
 
-from tests.support.commands import kubectl
+from tests.conformance.test_sandbox_conformance import ready_nodes
+from tests.conftest import TOOLS
+from tests.support.commands import kubectl, run
 
 
 @pytest.fixture
@@ -55,3 +57,55 @@ def test_every_namespace_has_the_default_service_account_and_the_root_ca(sandbox
     # A deleted namespace goes away with them (the namespace controller empties it first).
     kubectl(kubeconfig, "delete", "namespace", "later", "--wait=true", "--timeout=20s")
     assert "later" not in kubectl(kubeconfig, "get", "ns", "-o", "name").stdout
+
+
+SPREAD = """
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: operator, namespace: kube-system}
+spec:
+  replicas: REPLICAS
+  selector: {matchLabels: {app: operator}}
+  template:
+    metadata: {labels: {app: operator}}
+    spec:
+      nodeSelector: {kubernetes.io/os: linux}
+      affinity:
+        nodeAffinity:
+          requiredDuringSchedulingIgnoredDuringExecution:
+            nodeSelectorTerms:
+            - matchExpressions: [{key: kubernetes.io/hostname, operator: Exists}]
+        podAntiAffinity:
+          requiredDuringSchedulingIgnoredDuringExecution:
+          - labelSelector: {matchLabels: {app: operator}}
+            topologyKey: kubernetes.io/hostname
+      tolerations: [{operator: Exists}]
+      containers: [{name: operator, image: "quay.io/cilium/operator-generic:v1.18.4"}]
+"""
+
+
+def test_required_pod_anti_affinity_spreads_replicas_and_a_third_stays_pending(sandbox, kubeconfig):
+    ready_nodes(sandbox, kubeconfig, desired=2)
+    run(TOOLS / "kubectl", "--kubeconfig", kubeconfig, "apply", "-f", "-", input_text=SPREAD.replace("REPLICAS", "2"))
+    kubectl(kubeconfig, "-n", "kube-system", "rollout", "status", "deploy/operator", "--timeout=30s")
+    pods = _pods(kubeconfig)
+    assert len({p["spec"]["nodeName"] for p in pods}) == 2
+    kubectl(kubeconfig, "-n", "kube-system", "scale", "deploy/operator", "--replicas=3")
+
+    def one_pending():
+        pending = [p for p in _pods(kubeconfig) if not p["spec"].get("nodeName")]
+        assert len(pending) == 1
+        (condition,) = [c for c in pending[0]["status"]["conditions"] if c["type"] == "PodScheduled"]
+        return condition
+
+    condition = eventually(one_pending)
+    assert (condition["status"], condition["reason"]) == ("False", "Unschedulable")
+    assert condition["message"] == "0/2 nodes are available: 2 node(s) didn't match pod anti-affinity rules."
+    args = ("-n", "kube-system", "get", "events", "--field-selector", "reason=FailedScheduling", "-o", "json")
+    events = json.loads(kubectl(kubeconfig, *args).stdout)["items"]
+    assert [e["message"] for e in events] == [condition["message"]]
+
+
+def _pods(kubeconfig):
+    out = kubectl(kubeconfig, "-n", "kube-system", "get", "pods", "-l", "app=operator", "-o", "json").stdout
+    return json.loads(out)["items"]
