@@ -16,6 +16,7 @@ from sandbox.kube.registry import ResourceType
 from sandbox.kube.selectors import field_matcher, label_matcher
 from sandbox.kube.store import now_iso
 from sandbox.kube.tables import table
+from sandbox.kube.validation import decide, unknown_fields
 
 PRECONDITIONS = (("uid", "UID"), ("resourceVersion", "ResourceVersion"))
 
@@ -25,6 +26,22 @@ def check_kind(rt: ResourceType, body: Any) -> None:
         raise bad_request("the request body must be an object")
     if body.get("kind") and body["kind"] != rt.kind:
         raise bad_request(f"the kind {body['kind']!r} does not match the resource {rt.plural!r}")
+
+
+def field_warnings(call: Call, body: Any) -> list[str]:
+    """fieldValidation: raise the BadRequest of Strict, or the Warning header values of Warn."""
+    unknown = unknown_fields(call.rt.kind, body, bool(call.rt.crd)) if not call.sub else []
+    message, warnings = decide(call.query.get("fieldValidation"), call.rt.kind, call.rt.version, unknown)
+    if message:
+        raise bad_request(message)
+    return warnings
+
+
+def warned(response: web.Response, warnings: list[str]) -> web.Response:
+    for w in warnings:
+        escaped = w.replace("\\", "\\\\").replace('"', '\\"')
+        response.headers.add("Warning", f'299 - "{escaped}"')
+    return response
 
 
 def selected(call: Call, items: list[Obj]) -> list[Obj]:
@@ -143,7 +160,8 @@ class Handlers:
         special = self._review(call, body) or self._pod_subresource(call, body)
         if special is not None:
             return special
-        return self.respond(call, self.objects.create(call.rt, body, call.ns, call.dry_run), 201)
+        warnings = field_warnings(call, body)
+        return warned(self.respond(call, self.objects.create(call.rt, body, call.ns, call.dry_run), 201), warnings)
 
     async def update(self, call: Call) -> web.Response:
         body = await read_body(call.request)
@@ -155,7 +173,8 @@ class Handlers:
         if call.sub == "scale":
             return set_scale(self.objects, call, live, body)
         check_kind(call.rt, body)
-        return self.respond(call, self.objects.replace(call.rt, live, body, call.sub, call.dry_run))
+        warnings = field_warnings(call, body)
+        return warned(self.respond(call, self.objects.replace(call.rt, live, body, call.sub, call.dry_run)), warnings)
 
     # ---- create-only kinds and subresources --------------------------------------------------------------
     def _review(self, call: Call, body: Obj) -> web.Response | None:

@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from sandbox.kube.apiserver.handlers import Handlers, check_kind, scale_of, set_scale
+from sandbox.kube.apiserver.handlers import Handlers, check_kind, field_warnings, scale_of, set_scale, warned
 from sandbox.kube.apiserver.routing import Call
 from sandbox.kube.apiserver.wire import APPLY_PATCH, read_body
 from sandbox.kube.errors import ApiError, bad_request, conflict, not_found
@@ -64,8 +64,10 @@ class Patcher:
     async def patch(self, call: Call) -> web.Response:
         body = await read_body(call.request)
         ctype = call.request.content_type
+        checked = ctype in (MERGE_PATCH, STRATEGIC_MERGE_PATCH, APPLY_PATCH)
+        warnings = field_warnings(call, body) if checked else []
         if ctype == APPLY_PATCH:
-            return self.apply(call, body)
+            return warned(self.apply(call, body), warnings)
         live = self.handlers.existing(call)
         if call.sub == "scale":
             return set_scale(self.objects, call, live, merge_patch(scale_of(live), body))
@@ -73,7 +75,8 @@ class Patcher:
         if patched.get("metadata", {}).get("resourceVersion") not in (None, live["metadata"]["resourceVersion"]):
             raise conflict(call.rt, call.item)
         patched.setdefault("metadata", {})["resourceVersion"] = live["metadata"]["resourceVersion"]
-        return self.handlers.respond(call, self.objects.replace(call.rt, live, patched, call.sub, call.dry_run))
+        replaced = self.objects.replace(call.rt, live, patched, call.sub, call.dry_run)
+        return warned(self.handlers.respond(call, replaced), warnings)
 
     @staticmethod
     def _patched(call: Call, ctype: str, current: Obj, body: Any) -> Obj:
