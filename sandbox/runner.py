@@ -146,6 +146,8 @@ class Sandbox:
 
     async def _start_emulator(self, name: str) -> ClusterHandle:
         emu = Emulator(name)
+        # Every namespace's kube-root-ca.crt carries the CA that signs this API server's certificate.
+        emu.objects.root_ca_pem = self.certs.ca_pem.decode()
         emu.access.static_tokens.add(STATIC_TOKEN)
         handle = ClusterHandle(name, emu, Controllers(emu, self.config.sim, self._nodegroup_source(name)))
         handle.controllers.on_reconciled = lambda: self._report_ready(handle)

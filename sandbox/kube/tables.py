@@ -102,6 +102,64 @@ def _job_row(o: dict[str, Any]) -> list[Any]:
     ]
 
 
+def _service_row(o: dict[str, Any]) -> list[Any]:
+    spec, status = o.get("spec") or {}, o.get("status") or {}
+    kind = spec.get("type", "ClusterIP")
+    external = ",".join(spec.get("externalIPs") or [])
+    if kind == "LoadBalancer":
+        balancers = (status.get("loadBalancer") or {}).get("ingress") or []
+        ingress = [i.get("ip") or i.get("hostname", "") for i in balancers]
+        external = ",".join(filter(None, [*ingress, external])) or "<pending>"
+    elif kind == "ExternalName":
+        external = spec.get("externalName", "")
+    ports = ",".join(
+        (f"{p['port']}:{p['nodePort']}" if p.get("nodePort") else f"{p['port']}") + f"/{p.get('protocol', 'TCP')}"
+        for p in spec.get("ports") or []
+    )
+    selector = ",".join(f"{k}={v}" for k, v in (spec.get("selector") or {}).items())
+    return [
+        o["metadata"]["name"],
+        kind,
+        spec.get("clusterIP") or "<none>",
+        external or "<none>",
+        ports or "<none>",
+        _age(o),
+        selector or "<none>",
+    ]
+
+
+def _configmap_row(o: dict[str, Any]) -> list[Any]:
+    return [o["metadata"]["name"], len(o.get("data") or {}) + len(o.get("binaryData") or {}), _age(o)]
+
+
+def _secret_row(o: dict[str, Any]) -> list[Any]:
+    return [o["metadata"]["name"], o.get("type") or "Opaque", len(o.get("data") or {}), _age(o)]
+
+
+def _since(ts: str | None) -> str:
+    return _age({"metadata": {"creationTimestamp": ts}}) if ts else "<unknown>"
+
+
+def _event_row(o: dict[str, Any]) -> list[Any]:
+    meta, involved = o["metadata"], o.get("involvedObject") or {}
+    # events.k8s.io writers set eventTime (with microseconds) instead of lastTimestamp.
+    event_time = o.get("eventTime")
+    last = o.get("lastTimestamp") or (event_time[:19] + "Z" if event_time else None) or meta.get("creationTimestamp")
+    source = (o.get("source") or {}).get("component") or o.get("reportingComponent") or ""
+    return [
+        _since(last),
+        o.get("type", "Normal"),
+        o.get("reason", ""),
+        f"{str(involved.get('kind', '')).lower()}/{involved.get('name', '')}",
+        involved.get("fieldPath", ""),
+        source,
+        o.get("message", ""),
+        _since(o.get("firstTimestamp") or meta.get("creationTimestamp")),
+        int(o.get("count") or 1),
+        meta["name"],
+    ]
+
+
 def _lease_row(o: dict[str, Any]) -> list[Any]:
     return [o["metadata"]["name"], (o.get("spec") or {}).get("holderIdentity") or "", _age(o)]
 
@@ -113,7 +171,17 @@ COLUMNS: dict[str, tuple[list[str], Any]] = {
     "Deployment": (["Name", "Ready", "Up-to-date", "Available", "Age"], _deploy_row),
     "Job": (["Name", "Status", "Completions", "Duration", "Age"], _job_row),
     "Lease": (["Name", "Holder", "Age"], _lease_row),
+    "Service": (["Name", "Type", "Cluster-IP", "External-IP", "Port(s)", "Age", "Selector"], _service_row),
+    "ConfigMap": (["Name", "Data", "Age"], _configmap_row),
+    "Secret": (["Name", "Type", "Data", "Age"], _secret_row),
+    "Event": (
+        ["Last Seen", "Type", "Reason", "Object", "Subobject", "Source", "Message", "First Seen", "Count", "Name"],
+        _event_row,
+    ),
 }
+# kube-apiserver's printers: these columns are integers, and these only show with `-o wide`.
+_INTEGER_COLUMNS = {"Restarts", "Desired", "Current", "Up-to-date", "Available", "Data", "Count"}
+_WIDE_COLUMNS = {"IP", "Node", "Selector", "Subobject", "Source", "First Seen", "Count"}
 
 
 def table(kind: str, items: list[dict[str, Any]], resource_version: str, include_object: str) -> dict[str, Any]:
@@ -121,10 +189,10 @@ def table(kind: str, items: list[dict[str, Any]], resource_version: str, include
     cols = [
         {
             "name": n,
-            "type": "integer" if n in ("Restarts", "Desired", "Current", "Up-to-date", "Available") else "string",
+            "type": "integer" if n in _INTEGER_COLUMNS else "string",
             "format": "name" if n == "Name" else "",
             "description": n,
-            "priority": 1 if n in ("IP", "Node") else 0,
+            "priority": 1 if n in _WIDE_COLUMNS or (kind == "Event" and n == "Name") else 0,
         }
         for n in names
     ]

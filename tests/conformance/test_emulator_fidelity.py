@@ -109,3 +109,49 @@ def test_required_pod_anti_affinity_spreads_replicas_and_a_third_stays_pending(s
 def _pods(kubeconfig):
     out = kubectl(kubeconfig, "-n", "kube-system", "get", "pods", "-l", "app=operator", "-o", "json").stdout
     return json.loads(out)["items"]
+
+
+def test_kubectl_prints_the_apiservers_columns_for_services_configmaps_secrets_and_events(sandbox, kubeconfig):
+    kubectl(kubeconfig, "create", "configmap", "tables-cm", "--from-literal=a=1", "--from-literal=b=2")
+    kubectl(kubeconfig, "create", "secret", "generic", "tables-secret", "--from-literal=k=v")
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "tables-svc"},
+        "spec": {
+            "selector": {"app": "tables-svc"},
+            "ports": [{"name": "http", "port": 80, "targetPort": 8080}, {"name": "https", "port": 443}],
+        },
+    }
+    # `kubectl create service` speaks protobuf, which the emulator does not; apply sends JSON.
+    run(str(TOOLS / "kubectl"), "--kubeconfig", kubeconfig, "apply", "-f", "-", input_text=json.dumps(service))
+
+    def header_and_row(resource, name):
+        lines = kubectl(kubeconfig, "get", resource, name).stdout.splitlines()
+        return lines[0].split(), lines[1].split()
+
+    head, row = header_and_row("configmap", "tables-cm")
+    assert head == ["NAME", "DATA", "AGE"] and row[:2] == ["tables-cm", "2"]
+    head, row = header_and_row("secret", "tables-secret")
+    assert head == ["NAME", "TYPE", "DATA", "AGE"] and row[:3] == ["tables-secret", "Opaque", "1"]
+    head, row = header_and_row("service", "tables-svc")
+    assert head == ["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"]
+    assert row[0:2] == ["tables-svc", "ClusterIP"] and row[3:5] == ["<none>", "80/TCP,443/TCP"]
+    wide = kubectl(kubeconfig, "get", "service", "tables-svc", "-o", "wide").stdout.splitlines()
+    assert wide[0].split()[-1] == "SELECTOR" and wide[1].split()[-1] == "app=tables-svc"
+    api = client.CoreV1Api(config.new_client_from_config(kubeconfig))
+    api.create_namespaced_event(
+        "default",
+        {
+            "metadata": {"name": "tables-event"},
+            "involvedObject": {"kind": "ConfigMap", "name": "tables-cm", "namespace": "default"},
+            "reason": "Tabled",
+            "message": "printed in columns",
+            "type": "Warning",
+            "source": {"component": "conformance"},
+            "count": 3,
+        },
+    )
+    lines = kubectl(kubeconfig, "get", "events", "--field-selector", "reason=Tabled").stdout.splitlines()
+    assert lines[0].split() == ["LAST", "SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]
+    assert lines[1].split()[1:] == ["Warning", "Tabled", "configmap/tables-cm", "printed", "in", "columns"]
