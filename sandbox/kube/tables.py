@@ -8,7 +8,11 @@ from typing import Any
 
 
 def _age(obj: dict[str, Any]) -> str:
-    ts = obj["metadata"].get("creationTimestamp")
+    return _since(obj["metadata"].get("creationTimestamp"))
+
+
+def _since(ts: str | None) -> str:
+    """kubectl's short duration since the timestamp `ts`."""
     if not ts:
         return "<unknown>"
     secs = max(0, int(time.time() - calendar.timegm(time.strptime(ts, "%Y-%m-%dT%H:%M:%SZ"))))
@@ -136,10 +140,6 @@ def _secret_row(o: dict[str, Any]) -> list[Any]:
     return [o["metadata"]["name"], o.get("type") or "Opaque", len(o.get("data") or {}), _age(o)]
 
 
-def _since(ts: str | None) -> str:
-    return _age({"metadata": {"creationTimestamp": ts}}) if ts else "<unknown>"
-
-
 def _event_row(o: dict[str, Any]) -> list[Any]:
     meta, involved = o["metadata"], o.get("involvedObject") or {}
     # events.k8s.io writers set eventTime (with microseconds) instead of lastTimestamp.
@@ -179,9 +179,13 @@ COLUMNS: dict[str, tuple[list[str], Any]] = {
         _event_row,
     ),
 }
-# kube-apiserver's printers: these columns are integers, and these only show with `-o wide`.
+# kube-apiserver's printers: these columns are integers, and these (per kind) only show with `-o wide`.
 _INTEGER_COLUMNS = {"Restarts", "Desired", "Current", "Up-to-date", "Available", "Data", "Count"}
-_WIDE_COLUMNS = {"IP", "Node", "Selector", "Subobject", "Source", "First Seen", "Count"}
+_WIDE_COLUMNS: dict[str, set[str]] = {
+    "Pod": {"IP", "Node"},
+    "Service": {"Selector"},
+    "Event": {"Subobject", "Source", "First Seen", "Count", "Name"},
+}
 
 
 def table(kind: str, items: list[dict[str, Any]], resource_version: str, include_object: str) -> dict[str, Any]:
@@ -192,7 +196,7 @@ def table(kind: str, items: list[dict[str, Any]], resource_version: str, include
             "type": "integer" if n in _INTEGER_COLUMNS else "string",
             "format": "name" if n == "Name" else "",
             "description": n,
-            "priority": 1 if n in _WIDE_COLUMNS or (kind == "Event" and n == "Name") else 0,
+            "priority": 1 if n in _WIDE_COLUMNS.get(kind, set()) else 0,
         }
         for n in names
     ]

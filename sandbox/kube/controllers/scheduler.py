@@ -139,24 +139,25 @@ class Scheduler:
             else:
                 self._unschedulable(pod, unschedulable_message(len(nodes), reasons, policy))
 
-    def _placed(self, nodes: list[Obj]) -> list[tuple[Obj, Obj]]:
+    @staticmethod
+    def _placed(pods: list[Obj], nodes: list[Obj]) -> list[tuple[Obj, Obj]]:
         """Every bound, not finished Pod with its node."""
         by_name = {n["metadata"]["name"]: n for n in nodes}
         return [
             (p, by_name[p["spec"]["nodeName"]])
-            for p in self.ctx.store.list(K_POD)
+            for p in pods
             if p["spec"].get("nodeName") in by_name and p.get("status", {}).get("phase") not in ("Succeeded", "Failed")
         ]
 
     def _choose(self, pod: Obj, nodes: list[Obj], reasons: dict[str, int]) -> str | None:
         """The least loaded node that fits; the reasons the others do not fit are counted into `reasons`."""
+        pods = self.ctx.store.list(K_POD)
         counts: dict[str, int] = {}
-        for p in self.ctx.store.list(K_POD):
+        for p in pods:
             if p["spec"].get("nodeName"):
                 counts[p["spec"]["nodeName"]] = counts.get(p["spec"]["nodeName"], 0) + 1
-        placed = (
-            self._placed(nodes) if _anti_terms(pod) or any(_anti_terms(p) for p in self.ctx.store.list(K_POD)) else []
-        )
+        # Only anti-affinity needs the placed Pods with their nodes; most pods have no such term anywhere.
+        placed = self._placed(pods, nodes) if any(_anti_terms(p) for p in (pod, *pods)) else []
         for node in sorted(nodes, key=lambda n: counts.get(n["metadata"]["name"], 0)):
             ok, why = fits(pod, node, placed)
             if ok:
