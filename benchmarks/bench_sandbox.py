@@ -108,7 +108,7 @@ def main() -> int:
                     str(TOOLS / helm),
                     "install",
                     "cilium",
-                    str(ROOT / "sandbox/charts/cilium"),
+                    str(ROOT / "sandbox/charts/vendored/cilium-1.18.4.tgz"),
                     "-n",
                     "kube-system",
                     "-f",

@@ -1,14 +1,17 @@
-"""A local helm repository: the stand-in charts packaged in memory and an index.yaml, served over HTTP.
+"""A local helm repository standing in for Isovalent's, and Cilium's public one beside it, served over HTTP.
 
-The vendored open-source charts (`charts/vendored/*.tgz`, unmodified) are served beside them under a second
-repository path, `<repo>/oss/`: the stand-in `cilium` has the same name and version (1.18.4) as the real one,
-so one index cannot hold both, and the stand-ins stay the default repository the stack installs from.
+- `<repo>/` (the stack's `isovalent` repository): Cilium's real open-source charts from `charts/vendored/`,
+  every vendored version. `cilium` is repackaged with one added, labelled template, the Hubble Timescape stand-in
+  (`charts/standins/hubble-timescape.yaml`: Timescape is enterprise-only); `tetragon` is served byte for byte.
+  `cilium-dnsproxy` (enterprise-only, not public) is the stand-in chart in `charts/standins/cilium-dnsproxy`.
+- `<repo>/oss/` (Cilium's `https://helm.cilium.io`): the vendored tarballs byte for byte, nothing added.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import json
 import tarfile
 import time
 from pathlib import Path
@@ -17,10 +20,15 @@ from typing import Any
 import yaml
 
 CHARTS_DIR = Path(__file__).resolve().parent / "charts"
-STANDIN_CHARTS = ("cilium", "tetragon", "cilium-dnsproxy")
+STANDINS_DIR = CHARTS_DIR / "standins"
+STANDIN_CHARTS = ("cilium-dnsproxy",)
 VENDORED_DIR = CHARTS_DIR / "vendored"
 OSS_PATH = "oss"  # the vendored charts' repository: <chart repo url>/oss
-STANDIN_DEFAULT = [CHARTS_DIR / c for c in STANDIN_CHARTS]
+STANDIN_DEFAULT = [STANDINS_DIR / c for c in STANDIN_CHARTS]
+# Added to every vendored cilium chart served at <repo>/: (the template, its path inside the chart).
+TIMESCAPE_STANDIN = STANDINS_DIR / "hubble-timescape.yaml"
+TIMESCAPE_TEMPLATE = "templates/hubble-timescape/sandbox-standin.yaml"
+STANDIN_NOTE = "SANDBOX: Cilium's open-source chart plus a Hubble Timescape stand-in template; not Isovalent's chart."
 
 
 def package_chart(src: Path) -> tuple[dict[str, Any], bytes]:
@@ -35,6 +43,38 @@ def package_chart(src: Path) -> tuple[dict[str, Any], bytes]:
                 with path.open("rb") as fh:
                     tar.addfile(info, fh)
     return meta, buf.getvalue()
+
+
+def with_timescape_standin(tgz: bytes) -> bytes:
+    """A cilium chart archive with the Timescape stand-in template added and its description saying so.
+
+    Every other member keeps its bytes; only `cilium/Chart.yaml`'s description line changes.
+    """
+    out = io.BytesIO()
+    with (
+        tarfile.open(fileobj=io.BytesIO(tgz), mode="r:gz") as src,
+        tarfile.open(fileobj=out, mode="w:gz") as dst,
+    ):
+        top = ""
+        for member in src.getmembers():
+            fh = src.extractfile(member) if member.isfile() else None
+            data = fh.read() if fh is not None else b""
+            if member.isfile() and member.name.count("/") == 1 and member.name.endswith("/Chart.yaml"):
+                top = member.name.split("/", 1)[0]
+                lines = data.decode().splitlines(keepends=True)
+                data = "".join(
+                    f"description: {json.dumps(STANDIN_NOTE)}\n" if line.startswith("description:") else line
+                    for line in lines
+                ).encode()
+                member.size = len(data)
+            dst.addfile(member, io.BytesIO(data) if member.isfile() else None)
+        if not top:
+            raise ValueError("no <name>/Chart.yaml in the chart archive")
+        template = TIMESCAPE_STANDIN.read_bytes()
+        info = tarfile.TarInfo(f"{top}/{TIMESCAPE_TEMPLATE}")
+        info.size, info.mode = len(template), 0o644
+        dst.addfile(info, io.BytesIO(template))
+    return out.getvalue()
 
 
 def chart_metadata(tgz: bytes) -> dict[str, Any]:
@@ -56,12 +96,15 @@ class ChartRepo:
         self.entries: dict[str, list[dict[str, Any]]] = {}
         for src in STANDIN_DEFAULT if sources is None else sources:
             self.add(src)
-        # The vendored open-source charts, as a second repository (None: not served).
+        # The vendored open-source charts: here (cilium with the Timescape stand-in) and, byte for byte, as a
+        # second repository at <repo>/oss (None: not served).
         self.oss: ChartRepo | None = None
         if vendored is not None:
             self.oss = ChartRepo(sources=[], vendored=None)
             for path in sorted(vendored.glob("*.tgz")):
-                self.oss.add_archive(path.read_bytes())
+                tgz = path.read_bytes()
+                self.oss.add_archive(tgz)
+                self.add_archive(with_timescape_standin(tgz) if chart_metadata(tgz)["name"] == "cilium" else tgz)
 
     def sub(self, path: str | None) -> ChartRepo | None:
         """The repository served at `<repo>/<path>/` (this one for None); None if there is none."""

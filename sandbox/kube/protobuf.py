@@ -178,3 +178,21 @@ def decode(body: bytes) -> dict[str, Any]:
         for k in [k for k, v in meta.items() if v in ("", 0) and k != "name"]:
             del meta[k]
     return {"apiVersion": api_version, "kind": kind, **obj}
+
+
+def _len_field(num: int, payload: bytes) -> bytes:
+    """One length-delimited field (wire type 2); lengths here stay below 128, one varint byte."""
+    assert len(payload) < 128
+    return bytes([num << 3 | 2, len(payload)]) + payload
+
+
+def openapi_v2_document(version: str) -> bytes:
+    """The `/openapi/v2` document (gnostic openapi_v2.Document, protobuf) with no definitions and no paths.
+
+    client-go's schema validation falls back to it for a group-version the `/openapi/v3` index lacks (a kind
+    whose CRD is not installed): with no schema to check against, validation passes and the RESTMapper then
+    answers `no matches for kind ...`, as on a real cluster. Fields: swagger = 1, info = 2 {title = 1,
+    version = 2}, paths = 8.
+    """
+    info = _len_field(1, b"Kubernetes") + _len_field(2, version.encode())
+    return _len_field(1, b"2.0") + _len_field(2, info) + _len_field(8, b"")

@@ -81,6 +81,7 @@ class Emulator:
             r.add_get(p, ok)
         r.add_get("/api", static(self.registry.api_versions))
         r.add_get("/apis", static(self.registry.api_group_list))
+        r.add_get("/openapi/v2", self._openapi_v2)
         r.add_get("/openapi/v3", static(self.registry.openapi_index))
         r.add_get("/openapi/v3/{path:.*}", self._openapi_doc)
         r.add_route("*", "/api/{tail:.*}", self._resource)
@@ -115,6 +116,10 @@ class Emulator:
                 raise ApiError(401, "Unauthorized", "Unauthorized")
         if self.latency_seconds:
             await asyncio.sleep(self.latency_seconds)
+
+    async def _openapi_v2(self, _: web.Request) -> web.Response:
+        body = protobuf.openapi_v2_document(SERVER_VERSION["gitVersion"])
+        return web.Response(body=body, content_type="application/com.github.proto-openapi.spec.v2.v1.0+protobuf")
 
     async def _openapi_doc(self, request: web.Request) -> web.Response:
         gv = routing.openapi_group_version(self.registry, request.match_info["path"])

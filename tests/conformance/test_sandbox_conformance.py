@@ -13,7 +13,11 @@ from kubernetes import client, config, watch
 from tests.conftest import CONFIGS, ROOT, TOOLS
 from tests.support.commands import helm, kubectl, run
 
-CHART = ROOT / "sandbox" / "charts"
+# The real open-source charts (vendored tarballs, installed by path) and the DNS proxy's stand-in.
+VENDORED = ROOT / "sandbox" / "charts" / "vendored"
+CILIUM_CHART = VENDORED / "cilium-1.18.4.tgz"
+TETRAGON_CHART = VENDORED / "tetragon-1.5.0.tgz"
+DNSPROXY_CHART = ROOT / "sandbox" / "charts" / "standins" / "cilium-dnsproxy"
 TESTDATA = ROOT / "tests" / "data" / "charts"
 
 
@@ -93,13 +97,13 @@ def create_nodegroup(sandbox, desired=2):
 
 
 def install_cilium(helm_binary, kubeconfig, timeout, **kw):
-    """`helm install` of the sandbox's Cilium chart with the runbook's values, the API server on loopback."""
+    """`helm install` of the real Cilium chart with the runbook's values, the API server on loopback."""
     return helm(
         helm_binary,
         kubeconfig,
         "install",
         "cilium",
-        CHART / "cilium",
+        CILIUM_CHART,
         "-n",
         "kube-system",
         "-f",
@@ -113,7 +117,7 @@ def install_cilium(helm_binary, kubeconfig, timeout, **kw):
 
 
 def test_upgrade_install_twice_then_status_values_history_rollback_uninstall(sandbox, helm_binary, kubeconfig):
-    chart = CHART / "cilium-dnsproxy"
+    chart = DNSPROXY_CHART
     values = CONFIGS / "cilium-dns-proxy-ha-values.yaml"
 
     def upgrade_install(*flags):
@@ -162,9 +166,9 @@ def test_upgrade_install_twice_then_status_values_history_rollback_uninstall(san
 
 
 def test_two_releases_in_one_namespace_and_create_namespace(sandbox, helm_binary, kubeconfig):
-    helm(helm_binary, kubeconfig, "install", "one", CHART / "cilium-dnsproxy", "-n", "kube-system")
-    helm(helm_binary, kubeconfig, "install", "two", CHART / "tetragon", "-n", "kube-system")
-    helm(helm_binary, kubeconfig, "install", "tetragon", CHART / "tetragon", "-n", "tetragon", "--create-namespace")
+    helm(helm_binary, kubeconfig, "install", "one", DNSPROXY_CHART, "-n", "kube-system")
+    helm(helm_binary, kubeconfig, "install", "two", TETRAGON_CHART, "-n", "kube-system")
+    helm(helm_binary, kubeconfig, "install", "tetragon", TETRAGON_CHART, "-n", "tetragon", "--create-namespace")
     names = sorted(r["name"] for r in json.loads(helm(helm_binary, kubeconfig, "list", "-A", "-o", "json").stdout))
     assert names == ["one", "tetragon", "two"]
     assert json.loads(kubectl(kubeconfig, "get", "ns", "tetragon", "-o", "json").stdout)["status"]["phase"] == "Active"
@@ -219,15 +223,17 @@ def test_hook_job_completes_only_after_nodes_are_ready_and_helm_waits_for_it(san
     assert any(c["type"] == "Complete" and c["status"] == "True" for c in jobs[0]["status"]["conditions"])
 
 
-def test_upgrade_wait_and_wait_for_jobs(sandbox, helm_binary, kubeconfig):
-    create_nodegroup(sandbox)
+def test_upgrade_wait_and_wait_for_jobs_with_the_operator_spread_one_per_node(sandbox, helm_binary, kubeconfig):
+    # The real operator's required pod anti-affinity puts one replica per node, so 3 replicas need 3 nodes. (On 2
+    # nodes helm 3's --wait accepts 2/3 ready, replicas - maxUnavailable 50%; helm 4's kstatus wait times out.)
+    create_nodegroup(sandbox, 3)
     install_cilium(helm_binary, kubeconfig, "60s")
     helm(
         helm_binary,
         kubeconfig,
         "upgrade",
         "cilium",
-        CHART / "cilium",
+        CILIUM_CHART,
         "-n",
         "kube-system",
         "--reuse-values",
@@ -240,6 +246,8 @@ def test_upgrade_wait_and_wait_for_jobs(sandbox, helm_binary, kubeconfig):
     )
     dep = json.loads(kubectl(kubeconfig, "get", "deploy", "cilium-operator", "-n", "kube-system", "-o", "json").stdout)
     assert dep["status"]["availableReplicas"] == 3
+    pods = kubectl(kubeconfig, "get", "pods", "-n", "kube-system", "-l", "name=cilium-operator", "-o", "json").stdout
+    assert len({p["spec"]["nodeName"] for p in json.loads(pods)["items"]}) == 3
 
 
 def test_chart_with_crds_and_a_custom_resource(sandbox, helm_binary, kubeconfig):
@@ -250,26 +258,25 @@ def test_chart_with_crds_and_a_custom_resource(sandbox, helm_binary, kubeconfig)
     assert resources == ["widgets.example.com"]
 
 
-def test_servicemonitors_refuse_to_render_without_the_crd(tmp_path, monkeypatch, isolated_tools, helm_binary):
+def test_servicemonitors_without_the_crd_fail_as_each_real_chart_fails(
+    tmp_path, monkeypatch, isolated_tools, helm_binary
+):
+    """Cilium's chart refuses to render; Tetragon's renders and the API server has no such kind."""
     from sandbox.runner import ClusterProfile
     from tests.conftest import start_sandbox
 
     sb = start_sandbox(tmp_path, monkeypatch, profile=ClusterProfile(servicemonitor_crd=False))
     try:
-        proc = helm(
-            helm_binary,
-            str(sb.clusters["isovalent-demo"].kubeconfig),
-            "install",
-            "tetragon",
-            CHART / "tetragon",
-            "-n",
-            "kube-system",
-            "-f",
-            CONFIGS / "tetragon-network-values.yaml",
-            check=False,
-        )
+        kubeconfig = str(sb.clusters["isovalent-demo"].kubeconfig)
+        proc = install_cilium(helm_binary, kubeconfig, "30s", check=False)
         assert proc.returncode != 0
         assert "Service Monitor requires monitoring.coreos.com/v1 CRDs" in proc.stderr
+        values = CONFIGS / "tetragon-network-values.yaml"
+        argv = ("install", "tetragon", TETRAGON_CHART, "-n", "kube-system", "-f", values)
+        proc = helm(helm_binary, kubeconfig, *argv, check=False)
+        assert proc.returncode != 0
+        assert 'no matches for kind "ServiceMonitor" in version "monitoring.coreos.com/v1"' in proc.stderr
+        assert json.loads(helm(helm_binary, kubeconfig, "list", "-A", "-o", "json").stdout) == []
     finally:
         sb.stop()
 

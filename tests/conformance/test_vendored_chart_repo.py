@@ -1,4 +1,5 @@
-"""The sandbox chart repository serves the vendored open-source charts at <repo>/oss beside the stand-ins."""
+"""The sandbox chart repository serves the vendored open-source charts at <repo>/ (cilium with the Timescape
+stand-in added) and, byte for byte, at <repo>/oss."""
 
 from __future__ import annotations
 
@@ -20,14 +21,18 @@ def _search(helm_binary, repo: str) -> dict[str, set[str]]:
     return found
 
 
-def test_helm_search_sees_the_vendored_versions_and_the_stand_ins_stay_the_default(sandbox, helm_binary):
+def test_helm_search_sees_every_vendored_version_in_both_repositories(sandbox, helm_binary):
     run(helm_binary, "repo", "add", "oss", f"{sandbox.chart_repo_url}/oss")
     run(helm_binary, "repo", "add", "sandbox", sandbox.chart_repo_url)
     oss = _search(helm_binary, "oss")
-    assert {name: oss.get(name, set()) for name in OSS_VERSIONS} == OSS_VERSIONS
-    latest = json.loads(run(helm_binary, "search", "repo", "sandbox/cilium", "-o", "json").stdout)
-    standin = next(row for row in latest if row["name"] == "sandbox/cilium")
-    assert standin["version"] == "1.18.4" and "STAND-IN" in standin["description"]
+    assert oss == OSS_VERSIONS
+    default = _search(helm_binary, "sandbox")
+    assert default == {**OSS_VERSIONS, "cilium-dnsproxy": {"1.16.7"}}
+    latest = json.loads(run(helm_binary, "search", "repo", "sandbox/", "-o", "json").stdout)
+    described = {row["name"]: (row["version"], row["description"]) for row in latest}
+    assert described["sandbox/cilium"][0] == "1.18.4" and "Timescape stand-in" in described["sandbox/cilium"][1]
+    assert "STAND-IN" in described["sandbox/cilium-dnsproxy"][1]
+    assert described["sandbox/tetragon"][0] == "1.5.0" and "STAND-IN" not in described["sandbox/tetragon"][1]
 
 
 def test_helm_template_renders_the_real_cilium_1_18_4_with_the_project_values(sandbox, helm_binary, tmp_path):

@@ -15,7 +15,7 @@ from flows.check_drift import DRIFT_EVENT, check_drift
 from flows.install_stack import run_install
 from tasks.options import DriftMode
 from tests.conftest import ROOT, TOOLS
-from tests.support.commands import DEBUG_ON, cilium_release
+from tests.support.commands import DEBUG_ON, TETRAGON_VERSION, cilium_release
 from tests.support.flows import CLUSTER, mutations, options, stack_for
 
 
@@ -92,7 +92,7 @@ def test_out_of_band_changes_are_reported_repair_converges_and_teardown_cleans_u
     helm(sb, *cilium_release("upgrade", sb.chart_repo_url, *DEBUG_ON))
     # 2. another chart version of the DNS proxy
     other = tmp_path / "cilium-dnsproxy"
-    shutil.copytree(ROOT / "sandbox" / "charts" / "cilium-dnsproxy", other)
+    shutil.copytree(ROOT / "sandbox" / "charts" / "standins" / "cilium-dnsproxy", other)
     chart = yaml.safe_load((other / "Chart.yaml").read_text())
     (other / "Chart.yaml").write_text(yaml.safe_dump({**chart, "version": "1.16.8"}))
     helm(sb, "upgrade", "cilium-dnsproxy", str(other), "-n", "kube-system", "--reuse-values")
@@ -163,7 +163,7 @@ def test_drift_cli_exit_codes(converged, monkeypatch, tmp_path):
         "tetragon",
         "tetragon",
         "--version",
-        "1.18.0",
+        TETRAGON_VERSION,
         "-n",
         "tetragon",
         "--reuse-values",

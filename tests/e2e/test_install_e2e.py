@@ -12,6 +12,7 @@ from tasks.model import load_stack
 from tasks.options import RunOptions, Timeouts
 from tests.conftest import CONFIGS, start_sandbox
 from tests.support.flows import CLUSTER, aws_nodegroups, helm_revisions, mutations, options, stack_for
+from tests.support.manifests import hook_objects, live, rendered
 
 
 def test_happy_path_every_check_green_then_a_second_run_changes_nothing(sandbox, helm_binary, prefect_harness):
@@ -42,6 +43,14 @@ def test_happy_path_every_check_green_then_a_second_run_changes_nothing(sandbox,
     assert t[("create nodegroup", "start")] < t[("helm cilium", "done")]
 
     kubeconfig = str(sandbox.clusters[CLUSTER].kubeconfig)
+    # Each release created exactly the objects real `helm template` renders for it from its values: no object lost
+    # or doubled by the emulator (kinds and names, counted), the real charts' hooks included.
+    for name, rel in stack_for(sandbox).releases.items():
+        chart = rel.chart.split("/", 1)[1]
+        want = rendered(helm_binary, kubeconfig, name, rel.namespace, chart, rel.version, sandbox.chart_repo_url)
+        hooks = hook_objects(helm_binary, kubeconfig, name, rel.namespace)
+        assert live(kubeconfig, name, rel.namespace, {k for k, _ in want}, hooks) == want, name
+
     before = helm_revisions(sandbox, helm_binary, kubeconfig)
     since = time.time()
     again = run_install(stack_for(sandbox), options())

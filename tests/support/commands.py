@@ -10,6 +10,7 @@ from tests.conftest import CONFIGS, ROOT, TOOLS
 
 # The Cilium chart version configs/stack.yaml pins: the tests' own helm runs use it as an operator would.
 CILIUM_VERSION = "1.18.4"
+TETRAGON_VERSION = "1.5.0"  # the sandbox serves Tetragon's open-source chart (configs/environments/sandbox.yaml)
 # An out-of-band change to the deployed `cilium` release: a value the stack does not set.
 DEBUG_ON = ("--reuse-values", "--set", "debug.enabled=true")
 

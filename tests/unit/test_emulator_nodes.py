@@ -9,13 +9,14 @@ import pytest
 
 from sandbox.kube.controllers import K_EVENT, K_NODE, K_POD, Context, ManualClock, PodPolicy, SimConfig, node_ready
 from sandbox.kube.controllers.config import NodegroupView, PodFaultMode
-from sandbox.kube.controllers.kubelet import CREATES_SECRETS, Kubelet
+from sandbox.kube.controllers.kubelet import Kubelet
 from sandbox.kube.controllers.nodelifecycle import NodeLifecycle
 from sandbox.kube.controllers.nodes import AGENT_NOT_READY_TAINT, NOT_READY_TAINT
 from sandbox.kube.controllers.scheduler import Scheduler
 
 NS = "kube-system"
 AGENT = {"k8s-app": "cilium"}
+AGENT_IMAGE = "quay.io/cilium/cilium:v1.18.4@sha256:49d87af187eeeb9e9e3ec2bc6bd372261a0b5cb2d845659463ba7cc10bb9e4f4"
 
 
 class Groups:
@@ -55,10 +56,12 @@ def nodes(ctx: Context) -> list[dict[str, Any]]:
     return sorted(ctx.store.list(K_NODE), key=lambda n: n["metadata"]["name"])
 
 
-def pod(ctx: Context, name: str, labels: dict[str, str] | None = None, **spec: Any) -> dict[str, Any]:
+def pod(
+    ctx: Context, name: str, labels: dict[str, str] | None = None, image: str = "img:1", **spec: Any
+) -> dict[str, Any]:
     body = {
         "metadata": {"name": name, "labels": labels or {}},
-        "spec": {"containers": [{"name": "main", "image": "img:1"}], **spec},
+        "spec": {"containers": [{"name": "main", "image": image}], **spec},
     }
     return ctx.objects.create_kind("v1", "Pod", body, NS)
 
@@ -115,6 +118,14 @@ def test_scaling_a_nodegroup_down_removes_the_newest_node_and_its_pods(ctx, cloc
     assert ctx.store.get(K_POD, NS, "on-newest") is None
 
 
+def _ready(ctx: Context, p: dict[str, Any]) -> None:
+    ctx.store.update(
+        K_POD,
+        {**p, "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}},
+        bump_generation=False,
+    )
+
+
 def test_a_node_turns_ready_only_while_a_ready_agent_pod_runs_on_it(ctx, clock, lifecycle, groups):
     ctx.config.node_ready_seconds = 5
     groups.set(
@@ -123,7 +134,7 @@ def test_a_node_turns_ready_only_while_a_ready_agent_pod_runs_on_it(ctx, clock, 
     lifecycle.sync_nodes()
     (node,) = nodes(ctx)
     name = node["metadata"]["name"]
-    agent = pod(ctx, "cilium-x", AGENT, nodeName=name)
+    agent = pod(ctx, "cilium-x", AGENT, image=AGENT_IMAGE, nodeName=name)
     lifecycle.update_conditions()
     assert not node_ready(nodes(ctx)[0]), "an agent that is not Ready yet does not make the node Ready"
     ctx.store.update(
@@ -144,6 +155,14 @@ def test_a_node_turns_ready_only_while_a_ready_agent_pod_runs_on_it(ctx, clock, 
     lifecycle.update_conditions()
     (again,) = nodes(ctx)
     assert not node_ready(again)
+    _ready(ctx, pod(ctx, "labelled-only", AGENT, nodeName=name))
+    lifecycle.update_conditions()
+    assert not node_ready(nodes(ctx)[0]), "the agent's labels on another image do not make a node Ready"
+    _ready(ctx, pod(ctx, "enterprise", {"app": "x"}, image="quay.io/isovalent/cilium:v1.18.4-cee.1", nodeName=name))
+    lifecycle.update_conditions()
+    clock.advance(5)
+    lifecycle.update_conditions()
+    assert node_ready(nodes(ctx)[0]), "the enterprise agent image makes the node Ready, whatever the Pod's labels"
     assert {(t["key"], t["effect"]) for t in again["spec"]["taints"]} == {
         (NOT_READY_TAINT, "NoSchedule"),
         (NOT_READY_TAINT, "NoExecute"),
@@ -241,13 +260,22 @@ def test_kubelet_waits_for_a_mounted_secret(ctx, lifecycle, groups):
     assert live(ctx, "relay")["status"]["phase"] == "Running"
 
 
-def test_a_job_pod_runs_for_job_run_seconds_then_succeeds_and_writes_its_secrets(ctx, clock, lifecycle, groups):
+def test_a_job_pod_runs_for_job_run_seconds_then_succeeds_and_its_image_writes_the_secrets(
+    ctx, clock, lifecycle, groups
+):
     ctx.config.job_run_seconds = 3
     (node,) = ready_node(ctx, lifecycle, groups)
     owner = [{"apiVersion": "batch/v1", "kind": "Job", "name": "certs", "uid": "job-uid", "controller": True}]
+    config = "certs:\n- {name: a-tls, commonName: a}\n- {name: b-tls, commonName: b}\n"
+    certgen = {
+        "name": "gen",
+        "image": "quay.io/cilium/certgen:v0.2.4",
+        "args": ["--ca-generate=true", f"--ca-secret-namespace={NS}"],
+        "env": [{"name": "CILIUM_CERTGEN_CONFIG", "value": config}],
+    }
     body = {
-        "metadata": {"name": "certs-x", "ownerReferences": owner, "annotations": {CREATES_SECRETS: "a-tls, b-tls"}},
-        "spec": {"nodeName": node["metadata"]["name"], "containers": [{"name": "gen", "image": "certgen:1"}]},
+        "metadata": {"name": "certs-x", "ownerReferences": owner},
+        "spec": {"nodeName": node["metadata"]["name"], "containers": [certgen]},
     }
     ctx.objects.create_kind("v1", "Pod", body, NS)
     kubelet = Kubelet(ctx)
@@ -258,7 +286,7 @@ def test_a_job_pod_runs_for_job_run_seconds_then_succeeds_and_writes_its_secrets
     status = live(ctx, "certs-x")["status"]
     assert status["phase"] == "Succeeded"
     assert status["containerStatuses"][0]["state"]["terminated"]["reason"] == "Completed"
-    assert {s["metadata"]["name"] for s in ctx.store.list(("", "secrets"), NS)} >= {"a-tls", "b-tls"}
+    assert {s["metadata"]["name"] for s in ctx.store.list(("", "secrets"), NS)} >= {"cilium-ca", "a-tls", "b-tls"}
     assert not any(k.endswith("certs-x") or "run:" in k for k in ctx.timers)
 
 

@@ -24,11 +24,9 @@ from sandbox.kube.controllers.base import (
     tolerates,
 )
 from sandbox.kube.controllers.config import NodegroupSource, NodegroupView, PodFaultMode, PodPolicy, SimConfig
-from sandbox.kube.controllers.kubelet import CREATES_SECRETS
 from sandbox.kube.controllers.manager import Controllers
 
 __all__ = [
-    "CREATES_SECRETS",
     "K_DEPLOY",
     "K_DS",
     "K_EVENT",

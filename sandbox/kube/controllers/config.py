@@ -1,4 +1,4 @@
-"""What the simulation is told: delays, the agent that makes nodes Ready, pod faults, the nodegroups."""
+"""What the simulation is told: delays, pod faults, the nodegroups."""
 
 from __future__ import annotations
 
@@ -45,7 +45,6 @@ class SimConfig:
     job_run_seconds: float = 0.0
     node_join_seconds: float = 0.0  # nodegroup created -> node objects registered
     node_ready_seconds: float = 0.0  # agent running -> node Ready
-    agent_selector: dict[str, str] = field(default_factory=lambda: {"k8s-app": "cilium"})
     pod_policies: list[PodPolicy] = field(default_factory=list)
 
     def policy_for(self, pod: dict[str, Any]) -> PodPolicy | None:

@@ -13,8 +13,6 @@ from sandbox.kube.controllers.podstatus import CONTAINER_CREATING, PodState, cha
 from sandbox.kube.images import Images
 from sandbox.kube.objects import Obj, set_status
 
-CREATES_SECRETS = "sandbox.eks-cilium.dev/creates-secrets"
-FAKE_PEM = "c2FuZGJveA=="  # "sandbox": the sandbox never does TLS between simulated pods
 CRASH_BACKOFF_SECONDS = 0.5  # times (restarts + 1) between two restarts of a crash-looping container
 NO_CNI_MESSAGE = 'Failed to create pod sandbox: plugin type="cilium-cni" failed: unable to connect to Cilium agent'
 CREATING = PodState("Pending", False, waiting=(CONTAINER_CREATING, ""))
@@ -128,7 +126,6 @@ class Kubelet:
         now = self.ctx.clock.monotonic()
         started = self.ctx.timers.setdefault("run:" + uid, now)
         if now - started >= self.ctx.config.job_run_seconds:
-            self.write_secrets(pod)
             self.images.completed(pod)
             self.report(pod, node, PodState("Succeeded", False, terminated=True))
             self.ctx.timers.pop(uid, None)
@@ -136,16 +133,3 @@ class Kubelet:
         else:
             self.report(pod, node, PodState("Running", True))
             self.ctx.timers[uid] = started + self.ctx.config.job_run_seconds
-
-    def write_secrets(self, pod: Obj) -> None:
-        """The simulated program of a Job pod: create the Secrets its annotation names (certificate generators)."""
-        names = (pod["metadata"].get("annotations") or {}).get(CREATES_SECRETS, "")
-        ns = pod["metadata"]["namespace"]
-        for name in filter(None, (n.strip() for n in names.split(","))):
-            if self.ctx.store.get(K_SECRET, ns, name) is None:
-                secret = {
-                    "metadata": {"name": name, "namespace": ns},
-                    "type": "kubernetes.io/tls",
-                    "data": {"ca.crt": FAKE_PEM, "tls.crt": FAKE_PEM, "tls.key": FAKE_PEM},
-                }
-                self.ctx.objects.create_kind("v1", "Secret", secret, ns)

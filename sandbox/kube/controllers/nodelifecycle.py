@@ -1,6 +1,6 @@
 """Node lifecycle: nodes follow their nodegroups (registered `node_join_seconds` after the nodegroup was
 created, the newest removed with their Pods on scale-down), and turn Ready, losing the not-ready taints, only
-while a Ready agent (Cilium) Pod runs on them (after `node_ready_seconds`); NotReady again when it stops."""
+while a Ready Pod runs the Cilium agent's image on them (after `node_ready_seconds`); NotReady again when it stops."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from sandbox.kube.controllers.nodes import (
     node_object,
     not_ready_condition,
 )
+from sandbox.kube.images import runs_agent
 from sandbox.kube.objects import Obj
 from sandbox.kube.store import now_iso
 
@@ -62,12 +63,7 @@ class NodeLifecycle:
 
     # ---- Ready follows the agent -----------------------------------------------------------------------
     def _agent_nodes(self) -> set[str]:
-        agent = self.ctx.config.agent_selector
-        return {
-            p["spec"].get("nodeName")
-            for p in self.ctx.store.list(K_POD)
-            if all(labels_of(p).get(k) == v for k, v in agent.items()) and pod_ready(p)
-        }
+        return {p["spec"].get("nodeName") for p in self.ctx.store.list(K_POD) if runs_agent(p) and pod_ready(p)}
 
     def update_conditions(self) -> None:
         running_on = self._agent_nodes()

@@ -4,9 +4,12 @@ so any chart that uses these images works the way it would on a real cluster.
 
 - `quay.io/cilium/certgen`: writes the CA and certificate Secrets its arguments and config name (`certgen`).
 - `quay.io/cilium/operator*`: registers the cilium.io CRDs and creates a CiliumNode per node (`operator`).
-- `quay.io/cilium/cilium`: the agent lifts its node's `node.cilium.io/agent-not-ready` taint (`agent`).
+- `quay.io/cilium/cilium`: the agent lifts its node's `node.cilium.io/agent-not-ready` taint (`agent`); a node
+  is Ready while a Ready agent Pod runs on it (`runs_agent`, read by the node lifecycle).
 - `quay.io/cilium/tetragon-operator`: registers the TracingPolicy CRDs (`operator`).
 - `KNOWN_IDLE` images just run; any other image runs too and is logged once (`Images.unknown`).
+
+Isovalent's enterprise images (`quay.io/isovalent/<same name>`) behave as their open-source namesakes.
 """
 
 from __future__ import annotations
@@ -23,28 +26,47 @@ if TYPE_CHECKING:
 Behaviour = Callable[["Context", dict[str, Any], dict[str, Any]], None]  # (ctx, pod, container)
 LOG = logging.getLogger("sandbox.kube.images")
 
+REGISTRIES = ("quay.io/cilium/", "quay.io/isovalent/")  # open source, enterprise: same names, same behaviour
+
+
+def _both(table: dict[str, Behaviour]) -> dict[str, Behaviour]:
+    return {registry + name: b for name, b in table.items() for registry in REGISTRIES}
+
+
 # Run while the container runs (idempotent: every kubelet pass), and at a Job container's completion.
-RUNNING: dict[str, Behaviour] = {
-    "quay.io/cilium/cilium": agent.run,
-    "quay.io/cilium/operator": operator.cilium,
-    "quay.io/cilium/operator-generic": operator.cilium,
-    "quay.io/cilium/operator-aws": operator.cilium,
-    "quay.io/cilium/tetragon-operator": operator.tetragon,
-}
-COMPLETED: dict[str, Behaviour] = {"quay.io/cilium/certgen": certgen.run}
-# Images of the charts that need nothing simulated: they just run.
-KNOWN_IDLE = frozenset(
+RUNNING: dict[str, Behaviour] = _both(
     {
-        "quay.io/cilium/hubble-relay",
-        "quay.io/cilium/hubble-ui",
-        "quay.io/cilium/hubble-ui-backend",
-        "quay.io/cilium/cilium-envoy",
-        "quay.io/cilium/clustermesh-apiserver",
-        "quay.io/cilium/startup-script",
-        "quay.io/cilium/tetragon",
-        "quay.io/cilium/hubble-export-stdout",
+        "cilium": agent.run,
+        "operator": operator.cilium,
+        "operator-generic": operator.cilium,
+        "operator-aws": operator.cilium,
+        "tetragon-operator": operator.tetragon,
     }
 )
+COMPLETED: dict[str, Behaviour] = _both({"certgen": certgen.run})
+AGENT_IMAGES = frozenset(registry + "cilium" for registry in REGISTRIES)
+# Images of the charts that need nothing simulated: they just run.
+KNOWN_IDLE = frozenset(
+    registry + name
+    for registry in REGISTRIES
+    for name in (
+        "hubble-relay",
+        "hubble-ui",
+        "hubble-ui-backend",
+        "cilium-envoy",
+        "clustermesh-apiserver",
+        "startup-script",
+        "tetragon",
+        "hubble-export-stdout",
+        "hubble-timescape",
+        "cilium-dnsproxy",
+    )
+)
+
+
+def runs_agent(pod: dict[str, Any]) -> bool:
+    """Whether one of the Pod's containers is the Cilium agent (by image, whatever the Pod's labels)."""
+    return any(repository(c.get("image", "")) in AGENT_IMAGES for c in pod.get("spec", {}).get("containers") or [])
 
 
 def repository(image: str) -> str:

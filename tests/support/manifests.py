@@ -1,0 +1,53 @@
+"""What a release renders (real `helm template`, the oracle) against what the emulator holds for it (real kubectl)."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+import yaml
+
+from tests.support.commands import helm, kubectl
+
+# The sandbox has the Prometheus operator's CRDs, so the charts render their ServiceMonitors there.
+CLUSTER_APIS = ("monitoring.coreos.com/v1", "monitoring.coreos.com/v1/ServiceMonitor")
+
+
+def rendered(helm_binary: str, kubeconfig: str, release: str, namespace: str, chart: str, version: str, repo: str):
+    """(kind, name) of every object `helm template` renders, hooks included, from the release's own values."""
+    values = helm(helm_binary, kubeconfig, "get", "values", release, "-n", namespace, "-o", "yaml").stdout
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "values.yaml"
+        path.write_text(values)
+        argv = ["template", release, chart, "--repo", repo, "--version", version, "-n", namespace, "-f", str(path)]
+        for api in CLUSTER_APIS:
+            argv += ["--api-versions", api]
+        out = helm(helm_binary, kubeconfig, *argv).stdout
+    docs = [d for d in yaml.safe_load_all(out) if isinstance(d, dict) and d.get("kind")]
+    return Counter((d["kind"], d["metadata"]["name"]) for d in docs)
+
+
+def live(kubeconfig: str, release: str, namespace: str, kinds: set[str], hooks: set[tuple[str, str]]):
+    """(kind, name) of every object of those kinds helm created for the release (its ownership annotations), plus
+    the hook objects named in `hooks` that exist."""
+    out = json.loads(kubectl(kubeconfig, "get", ",".join(sorted(kinds)), "-A", "-o", "json").stdout)
+    found: Counter[tuple[str, str]] = Counter()
+    for obj in out["items"]:
+        meta = obj["metadata"]
+        notes = meta.get("annotations") or {}
+        key = (obj["kind"], meta["name"])
+        owned = notes.get("meta.helm.sh/release-name") == release and (
+            notes.get("meta.helm.sh/release-namespace") == namespace
+        )
+        if owned or ("helm.sh/hook" in notes and key in hooks):
+            found[key] += 1
+    return found
+
+
+def hook_objects(helm_binary: str, kubeconfig: str, release: str, namespace: str) -> set[tuple[str, str]]:
+    out = helm(helm_binary, kubeconfig, "get", "hooks", release, "-n", namespace).stdout
+    return {
+        (d["kind"], d["metadata"]["name"]) for d in yaml.safe_load_all(out) if isinstance(d, dict) and d.get("kind")
+    }
