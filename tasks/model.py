@@ -95,6 +95,11 @@ class Release(Strict):
     namespace: str = Field(pattern=DNS_LABEL, max_length=63, description="Namespace the release is installed in.")
     create_namespace: bool = Field(default=False, description="Pass --create-namespace to helm.")
     values_file: str = Field(pattern=FILE_NAME, description="Values file, relative to the configs directory.")
+    values: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Merged over the values file's values (an environment's changes, e.g. the oss edition's): "
+        "mappings merge, a list replaces the file's list, null removes the key.",
+    )
     timeout_seconds: int = Field(
         ge=30, le=7200, description="helm --timeout for this release (hooks included), in seconds."
     )
@@ -219,7 +224,8 @@ class Stack(Strict):
     @model_validator(mode="after")
     def _charts_use_the_repository(self) -> Stack:
         for name, rel in self.releases.items():
-            if "/" in rel.chart and not rel.chart.startswith(("oci://", "/", "./", "../")):
+            # A disabled release is never fetched: an edition without it (oss) need not rename its chart.
+            if rel.enabled and "/" in rel.chart and not rel.chart.startswith(("oci://", "/", "./", "../")):
                 repo = rel.chart.split("/", 1)[0]
                 if repo != self.chart_repository.name:
                     raise ValueError(

@@ -11,6 +11,7 @@ from enum import StrEnum
 from typing import Any
 
 from tasks import helm_argv
+from tasks.model import Component
 from tasks.names import CONFLICTING_ADDONS, CONFLICTING_DAEMONSETS, DEPLOYED, FAILED, PENDING_PREFIX, SERVICEMONITOR_CRD
 
 __all__ = ["CONFLICTING_ADDONS", "CONFLICTING_DAEMONSETS", "SERVICEMONITOR_CRD"]
@@ -46,7 +47,7 @@ class ClusterFacts:
     recover_pending: bool = True  # releases left pending-* or failed are recovered by the flow instead of blocking
     node_nodegroups: dict[str, str] = field(default_factory=dict)  # node -> its eks.amazonaws.com/nodegroup label
     own_nodegroup: str | None = None  # the stack's nodegroup
-    components: dict[str, str] = field(default_factory=dict)  # release -> its component (cilium, tetragon, ...)
+    components: dict[str, Component] = field(default_factory=dict)  # release -> its component
 
 
 def service_monitor_paths(values: Any, prefix: str = "") -> list[str]:
@@ -67,9 +68,9 @@ def service_monitor_paths(values: Any, prefix: str = "") -> list[str]:
 CILIUM_TRUST_CRDS = ("prometheus", "serviceMonitor", "trustCRDsExist")
 
 
-def trusts_crds(component: str | None, values: dict[str, Any]) -> bool:
+def trusts_crds(component: Component | None, values: dict[str, Any]) -> bool:
     """Whether the release's chart was told the ServiceMonitor CRDs exist (only Cilium's chart can be)."""
-    if component != "cilium":
+    if component is not Component.cilium:
         return False
     node: Any = values
     for key in CILIUM_TRUST_CRDS:
@@ -214,11 +215,19 @@ def _servicemonitor_problems(facts: ClusterFacts, rendered_values: dict[str, dic
         return []
     where = "; ".join(f"release {name} at {', '.join(paths)}" for name, paths in by_release.items())
     trust = ".".join(CILIUM_TRUST_CRDS)
+    cilium = [n for n in by_release if facts.components.get(n) is Component.cilium]
+    others = [n for n in by_release if n not in cilium]
+    hint = (
+        f" If the CRDs come with the same install, release {cilium[0]} (Cilium's chart) can be told so with "
+        f"{trust}: true in its values (one path for all of its ServiceMonitors)"
+        + (f"; {', '.join(others)} ha{'s' if len(others) == 1 else 've'} no such switch" if others else "")
+        if cilium
+        else ""
+    )
     return [
         f"the ServiceMonitor CRD ({SERVICEMONITOR_CRD}) is missing but the values enable ServiceMonitors: {where}. "
         "Fix: install the Prometheus operator CRDs first, e.g. `helm install prometheus-operator-crds "
-        "prometheus-community/prometheus-operator-crds`, or set those paths' enabled: false. Only Cilium's chart can "
-        f"be told the CRDs come with the install: {trust}: true in its values (one path for all of its ServiceMonitors)"
+        f"prometheus-community/prometheus-operator-crds`, or set those paths' enabled: false.{hint}"
     ]
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from tasks.errors import ConfigError
+from tasks.merge import deep_merge
 from tasks.model import Component, Stack, read_yaml
 from tasks.nodegroup_plan import NodegroupPlan, plan_nodegroup
 from tasks.values import (
@@ -66,7 +67,8 @@ def load_inputs(config_dir: Path, stack: Stack) -> StackInputs:
                 f"values file {config_dir / rel.values_file} (release {name!r}) must hold a mapping",
                 observed=f"got {type(data).__name__}",
             )
-        base[name] = data
+        # The stack's own per-release values (an environment overlay's) go over the file's, before anything else.
+        base[name] = deep_merge(data, rel.values) if rel.values else data
     ng = read_yaml(config_dir / stack.nodegroup.file, "nodegroup file")
     return StackInputs(stack=stack, base_values=base, nodegroup_doc=ng)
 

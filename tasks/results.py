@@ -172,10 +172,12 @@ class PlanStep:
     request: dict[str, Any] | None = None  # the nodegroup's CreateNodegroup arguments
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "step": self.step,
             "action": self.action.value,
             "command": self.command,
             "changes": list(self.changes),
-            "request": self.request,
         }
+        if self.request is not None:  # only the nodegroup's step has one: release steps keep their old shape
+            out["request"] = self.request
+        return out

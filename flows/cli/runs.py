@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from flows.cli.interrupt import run_interruptibly
 from flows.cli.render import print_drift, print_result
-from flows.cli.sandbox import sandbox_session
+from flows.cli.sandbox import StackPatch, sandbox_session
 from tasks.errors import ConfigError, EksCiliumError
 
 if TYPE_CHECKING:
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from tasks.options import RunOptions
 
 
-def load_stack(args: argparse.Namespace, patch: dict[str, Any] | None) -> Stack:
+def load_stack(args: argparse.Namespace, patch: StackPatch | None) -> Stack:
     """The stack of `--stack` or of CONFIG_DIR (with `--env`), with `patch` (the sandbox's) merged in."""
     from tasks.merge import deep_merge
     from tasks.model import load_stack as load_configured
@@ -32,11 +32,11 @@ def load_stack(args: argparse.Namespace, patch: dict[str, Any] | None) -> Stack:
         if not isinstance(data, dict):
             raise ConfigError(f"{args.stack}: expected a mapping at the top level")
         if patch:
-            data = deep_merge(data, patch)
+            data = deep_merge(data, patch(data))
         return parse_stack(data, str(args.stack))
     if patch:
-        data = deep_merge(load_stack_data(args.config_dir, args.environment), patch)
-        return parse_stack(data, f"{args.config_dir / 'stack.yaml'} + sandbox")
+        data = load_stack_data(args.config_dir, args.environment)
+        return parse_stack(deep_merge(data, patch(data)), f"{args.config_dir / 'stack.yaml'} + sandbox")
     return load_configured(args.config_dir, args.environment)
 
 

@@ -21,6 +21,16 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # The sandbox's state directory, shared by `sandbox up|down|...` and `--sandbox` (EKS_CILIUM_SANDBOX_DIR moves it).
 DEFAULT_STATE = Path(os.environ.get("EKS_CILIUM_SANDBOX_DIR") or PROJECT_ROOT / ".sandbox")
 DEFAULT_CLUSTER = "isovalent-demo"
+# Public chart repositories the sandbox's chart repository mirrors under a path of its own (sandbox/chartrepo.py
+# OSS_PATH): a stack that installs from one of them (the oss edition) installs from that path in the sandbox.
+SANDBOX_MIRRORS = {"https://helm.cilium.io": "oss"}
+StackPatch = Callable[[dict[str, Any]], dict[str, Any]]  # the unpatched stack's data -> what to merge over it
+
+
+def sandbox_chart_url(stack_url: Any, sandbox_url: str) -> str:
+    """The sandbox's stand-in for the stack's chart repository URL: its mirror path, or its default repository."""
+    path = SANDBOX_MIRRORS.get(str(stack_url or "").rstrip("/"))
+    return f"{sandbox_url}/{path}" if path else sandbox_url
 
 
 def state_dir(args: argparse.Namespace) -> Path:
@@ -147,7 +157,7 @@ def cmd_sandbox_pods(args: argparse.Namespace) -> int:
 
 
 @contextlib.contextmanager
-def sandbox_session(args: argparse.Namespace, *, start: bool) -> Iterator[dict[str, Any] | None]:
+def sandbox_session(args: argparse.Namespace, *, start: bool) -> Iterator[StackPatch | None]:
     """With --sandbox: use the running sandbox (or start one for this command when `start`), export what boto3
     and helm read from the environment, and yield the stack patch pointing at its chart repository."""
     if not args.sandbox:
@@ -174,7 +184,10 @@ def sandbox_session(args: argparse.Namespace, *, start: bool) -> Iterator[dict[s
         args.environment = "sandbox"
     args.sandbox_started_here = started_here
     try:
-        yield {"chart_repository": {"url": env["EKS_CILIUM_CHART_REPO_URL"]}}
+        repo = env["EKS_CILIUM_CHART_REPO_URL"]
+        yield lambda data: {
+            "chart_repository": {"url": sandbox_chart_url((data.get("chart_repository") or {}).get("url"), repo)}
+        }
     finally:
         if started_here:
             control.down(directory, out=sys.stderr)

@@ -153,7 +153,7 @@ def cluster_facts(ctx: RunContext, rendered: RenderedStack) -> preflight.Cluster
             admin_reason=reason,
             cilium_release=ctx.stack.cilium[0],
             recover_pending=ctx.options.recover_pending,
-            components={rname: rel.component.value for rname, rel in ctx.stack.releases.items()},
+            components={rname: rel.component for rname, rel in ctx.stack.releases.items()},
         )
     facts.releases = release_states(ctx)
     return facts

@@ -155,7 +155,7 @@ def test_overlay_with_broken_yaml_names_the_position(tmp_path):
 
 
 def test_unknown_environment_lists_the_known_ones():
-    with pytest.raises(ConfigError, match="known environments: production, sandbox"):
+    with pytest.raises(ConfigError, match="known environments: oss, production, sandbox"):
         load_stack(CONFIGS, "staging")
 
 

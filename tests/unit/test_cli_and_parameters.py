@@ -14,7 +14,7 @@ from tests.conftest import CONFIGS
     ("argv", "needle"),
     [
         (["render", "--env", "../../etc"], "environment name '../../etc' is not valid"),
-        (["render", "--env", "staging"], "known environments: production, sandbox"),
+        (["render", "--env", "staging"], "known environments: oss, production, sandbox"),
         (["render", "--endpoint", "http://api.example.com"], "uses scheme 'http'"),
         (["render", "--endpoint", "https://api.example.com;rm -rf /"], "does not name a host"),
         (["render", "--endpoint", "https://user:pw@api.example.com"], "credentials"),

@@ -12,6 +12,7 @@ from tasks import drift, helm_argv, preflight, readiness
 from tasks.adapters.helm import Helm, find_helm, parse_version
 from tasks.diff import diff_values
 from tasks.errors import ConfigError, PermanentError, SensorTimeout, ToolError, TransientError
+from tasks.model import Component
 from tasks.network import pick_node_role, private_subnets
 from tasks.results import LiveRelease
 from tasks.steps.sensing import wait_until
@@ -304,14 +305,17 @@ def test_only_cilium_charts_one_trust_crds_path_lets_a_missing_crd_pass():
     monitored = {"serviceMonitor": {"enabled": True}}
     nested = {"relay": {"serviceMonitor": {"enabled": True, "trustCRDsExist": True}}}
     trusted = {"prometheus": {"serviceMonitor": {"enabled": True, "trustCRDsExist": True}}, "relay": monitored}
-    components = {"cilium": "cilium", "tetragon": "tetragon"}
+    components = {"cilium": Component.cilium, "tetragon": Component.tetragon}
     no_crd = facts(servicemonitor_crd=False, components=components)
     assert preflight.evaluate(no_crd, {"cilium": trusted}) == []
     [problem] = preflight.evaluate(no_crd, {"cilium": nested, "tetragon": {"tetragon": monitored}})
     assert "release cilium at relay.serviceMonitor; release tetragon at tetragon.serviceMonitor" in problem
-    assert "prometheus.serviceMonitor.trustCRDsExist: true" in problem
+    assert (
+        "release cilium (Cilium's chart) can be told so with prometheus.serviceMonitor.trustCRDsExist: true" in problem
+    )
+    assert "tetragon has no such switch" in problem
     [problem] = preflight.evaluate(no_crd, {"tetragon": trusted})  # tetragon's chart has no such switch
-    assert "release tetragon at prometheus.serviceMonitor" in problem
+    assert "release tetragon at prometheus.serviceMonitor" in problem and "trustCRDsExist" not in problem
 
 
 # ---- drift, diffs, network ------------------------------------------------------------------------------------------
