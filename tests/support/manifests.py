@@ -51,3 +51,23 @@ def hook_objects(helm_binary: str, kubeconfig: str, release: str, namespace: str
     return {
         (d["kind"], d["metadata"]["name"]) for d in yaml.safe_load_all(out) if isinstance(d, dict) and d.get("kind")
     }
+
+
+def live_drift(helm_binary: str, kubeconfig: str, release: str, namespace: str) -> list[str]:
+    """Object-level drift rows of a release: its manifest (`helm get manifest`) against the live objects (one
+    `kubectl get` of every kind it holds)."""
+    from tasks.object_drift import object_drift, ref_of
+
+    out = helm(helm_binary, kubeconfig, "get", "manifest", release, "-n", namespace).stdout
+    docs = [d for d in yaml.safe_load_all(out) if isinstance(d, dict) and d.get("kind")]
+    listed = json.loads(
+        kubectl(kubeconfig, "get", ",".join(sorted({d["kind"] for d in docs})), "-A", "-o", "json").stdout
+    )
+    live = {ref_of(o): o for o in listed["items"]}
+    rows = []
+    for doc in docs:
+        ref = ref_of(doc, namespace)
+        # A cluster-scoped kind carries no namespace live, whatever the release's namespace.
+        obj = live.get(ref) or live.get(ref_of({**doc, "metadata": {**doc["metadata"], "namespace": ""}}))
+        rows += [str(r) for r in object_drift(doc, obj, namespace)]
+    return rows

@@ -133,6 +133,25 @@ def test_daemonset_runs_one_pod_per_ready_node_it_tolerates(ctx):
     assert len(pods(ctx)) == 2, "a second pass creates nothing more"
 
 
+def test_daemonset_runs_only_on_nodes_its_required_node_affinity_selects(ctx):
+    nodes = add_nodes(ctx, 3)
+    lifecycle = NodeLifecycle(ctx)
+    for node in nodes:
+        lifecycle.set_ready(node, True)
+    picked = nodes[1]["metadata"]["name"]
+    term = {"matchExpressions": [{"key": "kubernetes.io/hostname", "operator": "NotIn", "values": [picked]}]}
+    ds = workload(ctx, "DaemonSet", "agent")
+    spec = copy.deepcopy(ds)
+    spec["spec"]["template"]["spec"]["affinity"] = {
+        "nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [term]}}
+    }
+    ctx.store.update(K_DS, spec, bump_generation=True)
+    daemonsets = DaemonSetController(ctx)
+    daemonsets.reconcile()
+    on = sorted(p["spec"]["nodeName"] for p in pods(ctx))
+    assert on == sorted(n["metadata"]["name"] for n in nodes if n["metadata"]["name"] != picked)
+
+
 def test_an_agent_daemonset_runs_on_not_ready_nodes_and_replaces_its_pods_when_the_template_changes(ctx):
     add_nodes(ctx, 1)  # NotReady, with the not-ready taints: only an agent that tolerates everything runs there
     ds = workload(ctx, "DaemonSet", "agent")

@@ -1,5 +1,6 @@
-"""The DaemonSet controller: one Pod per eligible node (with the default DaemonSet tolerations), replaced when
-the template changes, removed from nodes it no longer fits; the scheduling counts in status."""
+"""The DaemonSet controller: one Pod per eligible node (node selector, required node affinity, taints with the
+default DaemonSet tolerations), replaced when the template changes, removed from nodes it no longer fits; the
+scheduling counts in status."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from sandbox.kube.controllers.base import (
     spec_hash,
     suffix,
 )
+from sandbox.kube.controllers.scheduler import node_affinity_matches
 from sandbox.kube.objects import Obj, set_status
 
 REVISION_HASH = "controller-revision-hash"
@@ -56,7 +58,7 @@ class DaemonSetController(Controller):
         for node in self.ctx.store.list(K_NODE):
             name = node["metadata"]["name"]
             mine = by_node.pop(name, [])
-            if not schedulable_on(eff_spec, node)[0]:
+            if not (schedulable_on(eff_spec, node)[0] and node_affinity_matches(eff_spec, node)):
                 self._delete_all(mine)
                 continue
             stale = [p for p in mine if labels_of(p).get(REVISION_HASH) != h]
