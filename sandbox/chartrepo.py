@@ -45,6 +45,11 @@ def package_chart(src: Path) -> tuple[dict[str, Any], bytes]:
     return meta, buf.getvalue()
 
 
+def _is_chart_yaml(member: tarfile.TarInfo) -> bool:
+    """The chart's own Chart.yaml: `<name>/Chart.yaml` at the archive's top (not a subchart's)."""
+    return member.isfile() and member.name.count("/") == 1 and member.name.endswith("/Chart.yaml")
+
+
 def with_timescape_standin(tgz: bytes) -> bytes:
     """A cilium chart archive with the Timescape stand-in template added and its description saying so.
 
@@ -59,7 +64,7 @@ def with_timescape_standin(tgz: bytes) -> bytes:
         for member in src.getmembers():
             fh = src.extractfile(member) if member.isfile() else None
             data = fh.read() if fh is not None else b""
-            if member.isfile() and member.name.count("/") == 1 and member.name.endswith("/Chart.yaml"):
+            if _is_chart_yaml(member):
                 top = member.name.split("/", 1)[0]
                 lines = data.decode().splitlines(keepends=True)
                 data = "".join(
@@ -81,7 +86,7 @@ def chart_metadata(tgz: bytes) -> dict[str, Any]:
     """The Chart.yaml of a packaged chart (<name>/Chart.yaml at the archive's top)."""
     with tarfile.open(fileobj=io.BytesIO(tgz), mode="r:gz") as tar:
         for member in tar.getmembers():
-            if member.isfile() and member.name.count("/") == 1 and member.name.endswith("/Chart.yaml"):
+            if _is_chart_yaml(member):
                 fh = tar.extractfile(member)
                 if fh is not None:
                     meta: dict[str, Any] = yaml.safe_load(fh.read())
@@ -103,8 +108,12 @@ class ChartRepo:
             self.oss = ChartRepo(sources=[], vendored=None)
             for path in sorted(vendored.glob("*.tgz")):
                 tgz = path.read_bytes()
-                self.oss.add_archive(tgz)
-                self.add_archive(with_timescape_standin(tgz) if chart_metadata(tgz)["name"] == "cilium" else tgz)
+                meta = chart_metadata(tgz)
+                self.oss._index(meta, tgz)
+                if meta["name"] == "cilium":
+                    self._index({**meta, "description": STANDIN_NOTE}, with_timescape_standin(tgz))
+                else:
+                    self._index(meta, tgz)
 
     def sub(self, path: str | None) -> ChartRepo | None:
         """The repository served at `<repo>/<path>/` (this one for None); None if there is none."""
@@ -115,10 +124,6 @@ class ChartRepo:
     def add(self, src: Path) -> None:
         meta, tgz = package_chart(src)
         self._index(meta, tgz)
-
-    def add_archive(self, tgz: bytes) -> None:
-        """A packaged chart served as it is (its bytes, hence its digest, unchanged)."""
-        self._index(chart_metadata(tgz), tgz)
 
     def _index(self, meta: dict[str, Any], tgz: bytes) -> None:
         fname = f"{meta['name']}-{meta['version']}.tgz"

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from tasks.manifest import CLUSTER_SCOPED_KINDS
+
 ABSENT: Any = None  # how a missing object or field shows in a row's `live`
 _MISSING = object()
 _QUANTITY = re.compile(r"^([+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?$")
@@ -161,15 +163,17 @@ def _row(ref: ObjectRef, path: str, desired: Any, live: Any) -> FieldDrift:
 
 
 def ref_of(obj: dict[str, Any], default_namespace: str = "") -> ObjectRef:
+    """An object's name; without a namespace it is in `default_namespace`, unless its kind is cluster-scoped."""
     meta = obj.get("metadata") or {}
-    return ObjectRef(str(obj.get("kind", "")), str(meta.get("namespace") or default_namespace), str(meta.get("name")))
+    kind = str(obj.get("kind", ""))
+    namespace = "" if kind in CLUSTER_SCOPED_KINDS else str(meta.get("namespace") or default_namespace)
+    return ObjectRef(kind, namespace, str(meta.get("name")))
 
 
 def object_drift(desired: dict[str, Any], live: dict[str, Any] | None, default_namespace: str = "") -> list[FieldDrift]:
     """The rows for one rendered object: missing, or each field it sets that differs live (apiVersion and kind are
     how it was found, not compared; status is the controllers')."""
-    # Found live, an object is named as the server holds it (a cluster-scoped kind has no namespace there).
-    ref = ref_of(live) if live is not None else ref_of(desired, default_namespace)
+    ref = ref_of(desired, default_namespace)
     if live is None:
         return [FieldDrift(ref, "", ABSENT, None, missing=True)]
     body = {k: v for k, v in desired.items() if k not in ("apiVersion", "kind", "status")}

@@ -217,13 +217,14 @@ def _servicemonitor_problems(facts: ClusterFacts, rendered_values: dict[str, dic
     trust = ".".join(CILIUM_TRUST_CRDS)
     cilium = [n for n in by_release if facts.components.get(n) is Component.cilium]
     others = [n for n in by_release if n not in cilium]
-    hint = (
-        f" If the CRDs come with the same install, release {cilium[0]} (Cilium's chart) can be told so with "
-        f"{trust}: true in its values (one path for all of its ServiceMonitors)"
-        + (f"; {', '.join(others)} ha{'s' if len(others) == 1 else 've'} no such switch" if others else "")
-        if cilium
-        else ""
-    )
+    hint = ""
+    if cilium:
+        hint = (
+            f" If the CRDs come with the same install, release {cilium[0]} (Cilium's chart) can be told so with "
+            f"{trust}: true in its values (one path for all of its ServiceMonitors)"
+        )
+        if others:
+            hint += f"; {', '.join(others)} ha{'s' if len(others) == 1 else 've'} no such switch"
     return [
         f"the ServiceMonitor CRD ({SERVICEMONITOR_CRD}) is missing but the values enable ServiceMonitors: {where}. "
         "Fix: install the Prometheus operator CRDs first, e.g. `helm install prometheus-operator-crds "

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import yaml
 
+from tasks.manifest import parse_objects
 from tests.support.commands import helm, kubectl
 
 # The sandbox has the Prometheus operator's CRDs, so the charts render their ServiceMonitors there.
@@ -25,8 +26,7 @@ def rendered(helm_binary: str, kubeconfig: str, release: str, namespace: str, ch
         for api in CLUSTER_APIS:
             argv += ["--api-versions", api]
         out = helm(helm_binary, kubeconfig, *argv).stdout
-    docs = [d for d in yaml.safe_load_all(out) if isinstance(d, dict) and d.get("kind")]
-    return Counter((d["kind"], d["metadata"]["name"]) for d in docs)
+    return Counter((o.kind, o.name) for o in parse_objects(out, namespace))
 
 
 def live(kubeconfig: str, release: str, namespace: str, kinds: set[str], hooks: set[tuple[str, str]]):
@@ -48,9 +48,7 @@ def live(kubeconfig: str, release: str, namespace: str, kinds: set[str], hooks: 
 
 def hook_objects(helm_binary: str, kubeconfig: str, release: str, namespace: str) -> set[tuple[str, str]]:
     out = helm(helm_binary, kubeconfig, "get", "hooks", release, "-n", namespace).stdout
-    return {
-        (d["kind"], d["metadata"]["name"]) for d in yaml.safe_load_all(out) if isinstance(d, dict) and d.get("kind")
-    }
+    return {(o.kind, o.name) for o in parse_objects(out, namespace, hook=True)}
 
 
 def live_drift(helm_binary: str, kubeconfig: str, release: str, namespace: str) -> list[str]:
@@ -64,10 +62,4 @@ def live_drift(helm_binary: str, kubeconfig: str, release: str, namespace: str) 
         kubectl(kubeconfig, "get", ",".join(sorted({d["kind"] for d in docs})), "-A", "-o", "json").stdout
     )
     live = {ref_of(o): o for o in listed["items"]}
-    rows = []
-    for doc in docs:
-        ref = ref_of(doc, namespace)
-        # A cluster-scoped kind carries no namespace live, whatever the release's namespace.
-        obj = live.get(ref) or live.get(ref_of({**doc, "metadata": {**doc["metadata"], "namespace": ""}}))
-        rows += [str(r) for r in object_drift(doc, obj, namespace)]
-    return rows
+    return [str(r) for doc in docs for r in object_drift(doc, live.get(ref_of(doc, namespace)), namespace)]

@@ -13,11 +13,10 @@ from sandbox.kube.controllers.base import (
     Controller,
     labels_of,
     pod_ready,
-    schedulable_on,
     spec_hash,
     suffix,
 )
-from sandbox.kube.controllers.scheduler import node_affinity_matches
+from sandbox.kube.controllers.scheduler import node_fits
 from sandbox.kube.objects import Obj, set_status
 
 REVISION_HASH = "controller-revision-hash"
@@ -58,7 +57,7 @@ class DaemonSetController(Controller):
         for node in self.ctx.store.list(K_NODE):
             name = node["metadata"]["name"]
             mine = by_node.pop(name, [])
-            if not (schedulable_on(eff_spec, node)[0] and node_affinity_matches(eff_spec, node)):
+            if not node_fits(eff_spec, node)[0]:
                 self._delete_all(mine)
                 continue
             stale = [p for p in mine if labels_of(p).get(REVISION_HASH) != h]

@@ -107,14 +107,22 @@ def anti_affinity_ok(pod: Obj, node: Obj, placed: list[tuple[Obj, Obj]]) -> bool
     return True
 
 
-def fits(pod: Obj, node: Obj, placed: list[tuple[Obj, Obj]]) -> tuple[bool, str]:
-    """Whether `pod` may go to `node` given the Pods already bound (with their nodes), else the scheduler's reason."""
-    spec = pod.get("spec") or {}
-    ok, why = schedulable_on(spec, node)
+def node_fits(pod_spec: dict[str, Any], node: Obj) -> tuple[bool, str]:
+    """What the node alone decides (node selector, taints, required node affinity), else the scheduler's reason;
+    the DaemonSet controller places its Pods by this too."""
+    ok, why = schedulable_on(pod_spec, node)
     if not ok:
         return ok, why
-    if not node_affinity_matches(spec, node):
+    if not node_affinity_matches(pod_spec, node):
         return False, NODE_AFFINITY
+    return True, ""
+
+
+def fits(pod: Obj, node: Obj, placed: list[tuple[Obj, Obj]]) -> tuple[bool, str]:
+    """Whether `pod` may go to `node` given the Pods already bound (with their nodes), else the scheduler's reason."""
+    ok, why = node_fits(pod.get("spec") or {}, node)
+    if not ok:
+        return ok, why
     if not anti_affinity_ok(pod, node, placed):
         return False, ANTI_AFFINITY
     return True, ""
