@@ -3,7 +3,9 @@
 report (default): no mutation and no lock; a markdown artifact with one row per check, the structured
 result, and a Prefect event `eks-cilium.drift.detected` (resource = the cluster) when anything drifted.
 repair: takes the cluster lock and re-runs only the affected install steps through the same tasks as
-`install_stack`, then reports again. A values-only Cilium change also restarts the agents (the chart does not).
+`install_stack` (a drifted release is upgraded even when helm's record is as desired: the upgrade reverts live edits;
+what helm leaves drifted is server-side applied), then reports again. Cilium's agents are restarted only when the
+repair changed cilium-config and not their pod template (the chart does not roll them; a DaemonSet change does).
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from tasks.steps.access import (
     validate_stack,
 )
 from tasks.steps.drift import (
+    agent_state,
+    apply_drifted_objects,
     observe_drift,
     remove_conflicting_daemonsets,
     restart_agents,
@@ -65,11 +69,22 @@ def cluster_resource(stack: Stack) -> dict[str, str]:
     }
 
 
+def cluster_label(stack: Stack) -> str:
+    return f"{stack.cluster.name} ({stack.cluster.region})"
+
+
 def _report(stack: Stack, items: list[drift.DriftItem], title: str) -> dict[str, Any]:
+    label = cluster_label(stack)
     create_markdown_artifact(
-        markdown=drift.markdown(title, items), key=artifact_key("drift", stack.cluster.name), description=title
+        markdown=drift.markdown(title, items, label),
+        key=artifact_key("drift", stack.cluster.name),
+        description=drift.sentence(label, items),
     )
-    return {"summary": drift.summary(items), "checks": drift.as_dicts(items)}
+    return {
+        "summary": drift.summary(items, label),
+        "checks": drift.as_dicts(items),
+        "objects": drift.object_rows(items),
+    }
 
 
 @flow(name="check-drift", log_prints=False, validate_parameters=True)
@@ -92,7 +107,7 @@ def check_drift(
     finally:
         cleanup_context(ctx)
     if not result["summary"]["clean"]:
-        return Completed(name=DRIFTED_STATE, message="; ".join(result["summary"]["problems"])[:1000], data=result)
+        return Completed(name=DRIFTED_STATE, message=result["summary"]["sentence"][:1000], data=result)
     return result
 
 
@@ -111,10 +126,19 @@ def _check(ctx: RunContext, stack: Stack, options: RunOptions, mode: DriftMode, 
         **_report(stack, items, title),
     }
     if not result["summary"]["clean"]:
+        summary = result["summary"]
         event = emit_event(
             event=DRIFT_EVENT,
             resource=cluster_resource(stack),
-            payload={"summary": result["summary"], "mode": mode.value, "drifted": [i.check for i in items if not i.ok]},
+            payload={
+                # A sentence, so that a notification's body can be `{{ event.payload.summary }}`.
+                "summary": summary["sentence"],
+                "counts": {k: summary[k] for k in (drift.OK, drift.DRIFTED, drift.BROKEN)},
+                "mode": mode.value,
+                "drifted": [i.check for i in items if not i.ok],
+                "problems": summary["problems"],
+                "objects": result["objects"],
+            },
         )
         result["event"] = {"event": DRIFT_EVENT, "id": str(event.id) if event else None}
         logger.warning("drift detected: %s", "; ".join(result["summary"]["problems"]))
@@ -123,7 +147,7 @@ def _check(ctx: RunContext, stack: Stack, options: RunOptions, mode: DriftMode, 
             repaired, failures = repair(ctx, rendered, items)
         after = observe_drift(ctx, rendered)
         result["repaired"] = repaired
-        result["before"] = {"summary": result["summary"], "checks": result["checks"]}
+        result["before"] = {k: result[k] for k in ("summary", "checks", "objects")}
         result.update(_report(stack, after, f"Drift report for {stack.cluster.name} after repair"))
         logger.info("after repair: %s", result["summary"])
         if failures:
@@ -150,45 +174,45 @@ def repair(
         scale_nodegroup(ctx, rendered)
         wait_for_nodes_count(ctx, rendered)
         done.append("nodegroup scaled back")
-    releases: dict[str, drift.ReinstallRelease] = {}
-    for r in wanted:
-        if isinstance(r, drift.ReinstallRelease):
-            # Two checks may name one release (its values and the cluster identity): one values-only change restarts.
-            seen = releases.get(r.release)
-            values_only = r.values_only or (seen is not None and seen.values_only)
-            releases[r.release] = drift.ReinstallRelease(r.release, values_only)
-    failures = _reinstall(ctx, rendered, [releases[n] for n in ctx.stack.releases if n in releases], done)
+    # Several checks may name one release (its values, its objects, the cluster identity): one upgrade each.
+    releases = {r.release for r in wanted if isinstance(r, drift.ReinstallRelease)}
+    failures = _reinstall(ctx, rendered, [n for n in ctx.stack.releases if n in releases], done)
     return done, failures
 
 
-def _reinstall(
-    ctx: RunContext, rendered: RenderedStack, releases: list[drift.ReinstallRelease], done: list[str]
-) -> list[EksCiliumError]:
-    """Install the releases in the stack's order (Cilium first); restart Cilium's agents after a values-only change
-    (the chart does not); check every workload of each."""
+def _reinstall(ctx: RunContext, rendered: RenderedStack, releases: list[str], done: list[str]) -> list[EksCiliumError]:
+    """Upgrade the releases in the stack's order (Cilium first), server-side apply what helm left drifted, restart
+    Cilium's agents when their configuration changed and nothing else restarts them; check every workload of each."""
     failures: list[EksCiliumError] = []
     if releases:
         add_chart_repository(ctx)
-    for r in releases:
+    for name in releases:
+        rel = ctx.stack.releases[name]
+        agents = rel.component is Component.cilium and rel.workload("agent") is not None
+        before = agent_state(ctx, name) if agents else (None, None)
         try:
-            outcome = install_release(ctx, r.release, rendered)
+            outcome = install_release(ctx, name, rendered, force=True)
+            applied = apply_drifted_objects(ctx, name)
         except EksCiliumError as e:
             failures.append(e)
-            done.append(f"release {r.release}: FAILED ({e.what})")
+            done.append(f"release {name}: FAILED ({e.what})")
             break
-        done.append(f"release {r.release}: {outcome.action.value} (revision {outcome.revision})")
-        rel = ctx.stack.releases[r.release]
-        if rel.component is Component.cilium and r.values_only:
-            restart_agents(ctx, r.release)
-            done.append(f"release {r.release}: agents restarted")
+        done.append(f"release {name}: {outcome.action.value} (revision {outcome.revision})")
+        if applied:
+            done.append(f"release {name}: server-side applied {', '.join(applied)}")
+        if agents:
+            after = agent_state(ctx, name)
+            if drift.agents_need_restart(before[0], after[0], before[1], after[1]):
+                restart_agents(ctx, name)
+                done.append(f"release {name}: agents restarted")
         for w in rel.workloads:
             if w.kind.value == "Job":
                 continue
             try:
-                check_workload(ctx, r.release, w.role, rendered.nodegroup.desired_size)
+                check_workload(ctx, name, w.role, rendered.nodegroup.desired_size)
             except EksCiliumError as e:
                 failures.append(e)
-                done.append(f"release {r.release}: {w.kind.value} {w.name} not ready ({e.what})")
+                done.append(f"release {name}: {w.kind.value} {w.name} not ready ({e.what})")
     return failures
 
 

@@ -1,9 +1,11 @@
 """Drift verdicts (pure): live state vs the desired stack, one row per check, each ok / drifted / broken with a
-path-level diff and the install step that repairs it. Known noise is not drift (the certificate hook Job
-deletes itself 30 minutes after finishing; generated certificate Secrets are not part of any values)."""
+path-level diff and the install step that repairs it; the report (markdown, a one-sentence summary, JSON rows).
+Known noise is not drift (the certificate hook Job deletes itself 30 minutes after finishing; generated certificate
+Secrets are not part of any values; see tasks.object_drift for the object-level rules)."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,6 +15,7 @@ from tasks.diff import diff_values
 from tasks.model import Stack
 from tasks.names import KUBE_SYSTEM
 from tasks.nodegroup_plan import NodegroupPlan, nodegroup_spec_differences
+from tasks.object_drift import FieldDrift
 from tasks.preflight import CONFLICTING_ADDONS, CONFLICTING_DAEMONSETS
 from tasks.results import LiveRelease
 
@@ -21,10 +24,10 @@ OK, DRIFTED, BROKEN = "ok", "drifted", "broken"
 
 @dataclass(frozen=True)
 class ReinstallRelease:
-    """`helm upgrade --install` the release with the desired chart and values."""
+    """`helm upgrade --install` the release with the desired chart and values (even when helm's record already has
+    them: the upgrade is what reverts live edits), then server-side apply what helm left drifted."""
 
     release: str
-    values_only: bool = False  # the chart version is as desired: Cilium's agents must be restarted to load it
 
     def __str__(self) -> str:
         return f"release:{self.release}"
@@ -57,19 +60,24 @@ class DriftItem:
     detail: str
     diffs: list[str] = field(default_factory=list)
     repair: RepairAction | None = None  # None: not repaired automatically
+    rows: tuple[FieldDrift, ...] = ()  # object-level rows (the diffs of an objects check, structured)
+    release: str | None = None  # the release the check is about, for grouping the report
 
     @property
     def ok(self) -> bool:
         return self.status == OK
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "check": self.check,
             "status": self.status,
             "detail": self.detail,
             "diffs": list(self.diffs),
             "repair": None if self.repair is None else str(self.repair),
         }
+        if self.rows:
+            out["objects"] = [r.as_dict() for r in self.rows]
+        return out
 
 
 def release_drift(name: str, version: str, live: LiveRelease | None, desired: dict[str, Any]) -> DriftItem:
@@ -79,12 +87,43 @@ def release_drift(name: str, version: str, live: LiveRelease | None, desired: di
     version_diffs = [] if live.runs(version) else [f"chart version: live {live.version} -> desired {version}"]
     value_diffs = [str(d) for d in diff_values(live.config, desired)]
     diffs = version_diffs + value_diffs
-    repair = ReinstallRelease(name, values_only=bool(value_diffs) and not version_diffs)
+    repair = ReinstallRelease(name)
     if not live.deployed:
         return DriftItem(check, BROKEN, f"status {live.status} (revision {live.revision})", diffs, repair)
     if diffs:
         return DriftItem(check, DRIFTED, f"{len(diffs)} difference(s) from the desired chart and values", diffs, repair)
     return DriftItem(check, OK, f"deployed, chart {live.version}, values as desired (revision {live.revision})")
+
+
+def objects_check(release: str) -> str:
+    return f"release {release}: objects"
+
+
+def objects_drift(release: str, rows: list[FieldDrift], compared: int) -> DriftItem:
+    """The live objects of a release against its manifest: one check, a row per drifted field or missing object."""
+    check = objects_check(release)
+    if not rows:
+        return DriftItem(check, OK, f"{compared} objects as the release renders them", release=release)
+    objects = sorted({str(r.ref) for r in rows})
+    missing = sum(1 for r in rows if r.missing and not r.path)
+    parts = [f"{len(rows) - missing} field(s) differ"] if len(rows) > missing else []
+    parts += [f"{missing} object(s) missing"] if missing else []
+    detail = f"{', '.join(parts)} in {len(objects)} of {compared} objects: {', '.join(objects)}"
+    return DriftItem(
+        check, DRIFTED, detail, [str(r) for r in rows], ReinstallRelease(release), tuple(rows), release=release
+    )
+
+
+def agents_need_restart(
+    config_before: dict[str, Any] | None,
+    config_after: dict[str, Any] | None,
+    template_before: dict[str, Any] | None,
+    template_after: dict[str, Any] | None,
+) -> bool:
+    """Cilium's agents read cilium-config only at start and the chart does not roll them when it changes: restart
+    them when a repair changed the ConfigMap's data, unless it changed their pod template too (the DaemonSet rolls
+    them then). A relay or operator change touches neither: no restart."""
+    return config_before != config_after and template_before == template_after
 
 
 def workload_drift(
@@ -157,22 +196,79 @@ def cni_drift(addons: list[str] | None, daemonsets: list[str]) -> DriftItem:
     )
 
 
-def summary(items: list[DriftItem]) -> dict[str, Any]:
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def sentence(cluster: str, items: list[DriftItem]) -> str:
+    """The report in one sentence, for a notification body: what drifted where, what is broken."""
+    bad = [i for i in items if not i.ok]
+    if not bad:
+        return f"{cluster}: no drift ({_plural(len(items), 'check')} ok)."
+    parts = []
+    for i in bad:
+        if i.rows:
+            objects = sorted({str(r.ref) for r in i.rows})
+            shown = ", ".join(objects[:3]) + (f" and {len(objects) - 3} more" if len(objects) > 3 else "")
+            parts.append(f"{_plural(len(objects), 'object')} of release {i.release} drifted ({shown})")
+        else:
+            parts.append(f"{i.check} {i.status} ({i.detail})")
+    return f"{cluster}: " + "; ".join(parts) + "."
+
+
+def summary(items: list[DriftItem], cluster: str = "") -> dict[str, Any]:
     counts = {s: sum(1 for i in items if i.status == s) for s in (OK, DRIFTED, BROKEN)}
     return {
         "clean": counts[DRIFTED] == 0 and counts[BROKEN] == 0,
         **counts,
         "problems": [f"{i.check}: {i.status}: {i.detail}" for i in items if not i.ok],
+        "sentence": sentence(cluster or "the cluster", items),
+        "objects": sum(len({r.ref for r in i.rows}) for i in items),
     }
 
 
-def markdown(title: str, items: list[DriftItem]) -> str:
-    s = summary(items)
+def object_rows(items: list[DriftItem]) -> list[dict[str, Any]]:
+    """Every object-level row of the report, each with its release (the event payload, the JSON)."""
+    return [{"release": i.release, **r.as_dict()} for i in items for r in i.rows]
+
+
+def markdown(title: str, items: list[DriftItem], cluster: str = "") -> str:
+    s = summary(items, cluster)
     icon = {OK: "✅", DRIFTED: "🟠", BROKEN: "❌"}
     lead = f"**{'No drift' if s['clean'] else 'Drift detected'}**: {s[OK]} ok, {s[DRIFTED]} drifted, {s[BROKEN]} broken"
     rows = [(icon[i.status], i.check, i.status, i.detail) for i in items]
     lines = md.report(title, lead, ("", "check", "status", "detail"), rows)
-    return "\n".join(lines + md.details([(i.check, i.diffs) for i in items]))
+    lines += ["", f"> {s['sentence']}"]
+    lines += _objects_section(items)
+    plain = [(i.check, i.diffs) for i in items if not i.rows]
+    return "\n".join(lines + md.details(plain))
+
+
+def _objects_section(items: list[DriftItem]) -> list[str]:
+    """The object rows grouped by release, then by object: one table per release."""
+    out: list[str] = []
+    for i in items:
+        if not i.rows:
+            continue
+        out += [
+            "",
+            f"### Release {i.release}: drifted objects",
+            "",
+            "| object | path | live | desired |",
+            "|---|---|---|---|",
+        ]
+        for r in sorted(i.rows, key=lambda r: (str(r.ref), r.path)):
+            if r.missing and not r.path:
+                out.append(f"| {md.cell(str(r.ref))} | (whole object) | missing | as rendered |")
+                continue
+            live = "(absent)" if r.missing else md.cell(_short(r.live))
+            out.append(f"| {md.cell(str(r.ref))} | `{md.cell(r.path)}` | {live} | {md.cell(_short(r.desired))} |")
+    return out
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = json.dumps(value, sort_keys=True, default=str)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def as_dicts(items: list[DriftItem]) -> list[dict[str, Any]]:

@@ -90,8 +90,10 @@ def upgrade_install(
     kubeconfig: str | None = None,
     dry_run: bool = False,
     wait: bool = False,
+    force_conflicts: bool = False,
 ) -> list[str]:
-    """`helm upgrade --install` as the runbook's `helm install` / `helm upgrade -i`, made idempotent."""
+    """`helm upgrade --install` as the runbook's `helm install` / `helm upgrade -i`, made idempotent.
+    `force_conflicts` (helm 4's server-side apply): take over the fields a `kubectl edit` or `scale` now owns."""
     argv = [
         helm,
         "upgrade",
@@ -113,6 +115,8 @@ def upgrade_install(
         argv.append("--create-namespace")
     if wait:
         argv.append("--wait")
+    if force_conflicts:
+        argv.append("--force-conflicts")
     if dry_run:
         argv.append("--dry-run=server")
     return argv + _kube(kubeconfig)
@@ -127,6 +131,7 @@ def upgrade_release(
     kubeconfig: str | None = None,
     timeout_seconds: int | None = None,
     dry_run: bool = False,
+    force_conflicts: bool = False,
 ) -> list[str]:
     """`upgrade_install` of one of the stack's releases (its chart, version, namespace and timeout)."""
     return upgrade_install(
@@ -140,6 +145,7 @@ def upgrade_release(
         create_namespace=rel.create_namespace,
         kubeconfig=kubeconfig,
         dry_run=dry_run,
+        force_conflicts=force_conflicts,
     )
 
 

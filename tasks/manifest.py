@@ -7,7 +7,8 @@ has 0 available, which `kubectl rollout status` calls rolled out; the release st
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
@@ -55,6 +56,12 @@ class RenderedObject:
     namespace: str  # "" for cluster-scoped kinds
     replicas: int | None = None  # spec.replicas as rendered (1 when absent) for replicated kinds, else None
     hook: bool = False  # rendered as a helm hook (`helm get hooks`), created only while installing or upgrading
+    # The document as rendered (what object drift compares with the live object); not part of equality.
+    body: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False, repr=False)
+
+    @property
+    def api_version(self) -> str:
+        return str(self.body.get("apiVersion") or "")
 
     @property
     def ref(self) -> str:
@@ -110,7 +117,7 @@ def parse_objects(text: str, default_namespace: str, *, hook: bool = False) -> l
                 rendered = (d.get("spec") or {}).get("replicas")
                 replicas = 1 if rendered is None else int(rendered)  # the API server's default
             namespace = "" if kind in CLUSTER_SCOPED_KINDS else str(meta.get("namespace") or default_namespace)
-            out.append(RenderedObject(kind, str(meta["name"]), namespace, replicas, hook))
+            out.append(RenderedObject(kind, str(meta["name"]), namespace, replicas, hook, d))
     return out
 
 

@@ -22,3 +22,8 @@ def details(sections: Sequence[tuple[str, Sequence[str]]]) -> list[str]:
         if items:
             lines += ["", f"## {heading}", *[f"- `{d}`" for d in items]]
     return lines
+
+
+def cell(text: str) -> str:
+    """Text safe inside a table cell: no '|' (it would split the cell) and no line breaks."""
+    return text.replace("|", "\\|").replace("\n", " ")

@@ -83,6 +83,27 @@ class Workload(Strict):
     per_node: bool = Field(default=False, description="One pod per node is expected (DaemonSets).")
 
 
+GLOB = r"^[A-Za-z0-9.\-_*?\[\]]*$"
+
+
+class DriftTarget(Strict):
+    """Which of the release's objects an ignore rule applies to (globs; empty selects every object)."""
+
+    kind: str = Field(default="", pattern=GLOB, description="Object kind, e.g. Deployment (glob).")
+    namespace: str = Field(default="", pattern=GLOB, description="Namespace (glob); empty for any.")
+    name: str = Field(default="", pattern=GLOB, description="Object name (glob), e.g. hubble-*.")
+
+
+class DriftIgnore(Strict):
+    """Fields object drift leaves out, Flux's `driftDetection.ignore` shape."""
+
+    paths: list[Annotated[str, Field(pattern=r"^(/[^/]+)+$")]] = Field(
+        min_length=1, description="JSON pointers (RFC 6901), e.g. /spec/replicas or /data/ca.crt (~1 for '/')."
+    )
+    target: DriftTarget = Field(default_factory=DriftTarget, description="The objects the paths apply to.")
+    reason: str = Field(default="", max_length=200, description="Why (shown in the drift report's notes).")
+
+
 class Release(Strict):
     """One helm release of the stack."""
 
@@ -111,6 +132,11 @@ class Release(Strict):
         default_factory=list, description="ServiceMonitors the release must create."
     )
     enabled: bool = Field(default=True, description="Install this release.")
+    drift_ignore: list[DriftIgnore] = Field(
+        default_factory=list,
+        description="Object drift noise rules on top of the defaults (controller-written fields, restartedAt, "
+        "HPA replicas, generated TLS Secrets, hook Jobs removed by their TTL).",
+    )
 
     def workload(self, role: str) -> Workload | None:
         return next((w for w in self.workloads if w.role == role), None)

@@ -1,5 +1,6 @@
 """Object-level drift (pure): every field a rendered manifest sets, against the live object, compared the way the
-API server stores it (quantities, numbers written as strings, map order), as report rows.
+API server stores it (quantities, numbers written as strings, map order), as report rows; and the noise rules that
+keep what controllers and our own repairs write out of the report.
 
 Only the fields the manifest sets are compared: what the server or a controller adds (defaults, status, managed
 fields, helm's own annotations) is not drift. Lists of named items (containers, env, ports, volumes) are matched by
@@ -8,13 +9,17 @@ name, as strategic merge does, so a reordering is not drift either.
 
 from __future__ import annotations
 
+import base64
+import copy
+import fnmatch
 import json
 import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from tasks.manifest import CLUSTER_SCOPED_KINDS
+from tasks.manifest import CLUSTER_SCOPED_KINDS, RenderedObject
 
 ABSENT: Any = None  # how a missing object or field shows in a row's `live`
 _MISSING = object()
@@ -63,11 +68,29 @@ class FieldDrift:
         if self.missing and not self.path:
             return f"{self.ref}: missing"
         live = "(absent)" if self.missing else _show(self.live)
-        return f"{self.ref} {self.path}: live {live} → desired {_show(self.desired)}"
+        desired = "(absent)" if self.desired is None else _show(self.desired)
+        return f"{self.ref} {self.path}: live {live} → desired {desired}"
+
+    def as_dict(self) -> dict[str, Any]:
+        whole = self.missing and not self.path
+        return {
+            "object": str(self.ref),
+            "kind": self.ref.kind,
+            "namespace": self.ref.namespace,
+            "name": self.ref.name,
+            "path": self.path,
+            "live": None if self.missing else self.live,
+            "desired": None if whole else self.desired,
+            "missing": self.missing,
+        }
+
+
+SHOWN = 200  # characters of a value a row's text shows (the JSON rows hold it whole)
 
 
 def _show(v: Any) -> str:
-    return json.dumps(v, sort_keys=True, default=str)
+    text = json.dumps(v, sort_keys=True, default=str)
+    return text if len(text) <= SHOWN else text[: SHOWN - 1] + "…"
 
 
 def quantity(value: Any) -> Decimal | None:
@@ -146,6 +169,8 @@ def _list_drift(ref: ObjectRef, desired: list[Any], live: Any, path: str) -> lis
                 out.extend(field_drift(ref, item, by_name[item["name"]], sub))
         return out
     if len(desired) != len(live):
+        if all(isinstance(d, dict) for d in desired) and all(isinstance(v, dict) for v in live):
+            return _unordered_items(ref, desired, live, path)
         return [_row(ref, path, desired, live)]
     rows = [
         r for i, (d, v) in enumerate(zip(desired, live, strict=True)) for r in field_drift(ref, d, v, f"{path}[{i}]")
@@ -154,6 +179,21 @@ def _list_drift(ref: ObjectRef, desired: list[Any], live: Any, path: str) -> lis
     if rows and all(not isinstance(d, (dict, list)) for d in desired):
         return [_row(ref, path, desired, live)]
     return rows
+
+
+def _unordered_items(ref: ObjectRef, desired: list[Any], live: list[Any], path: str) -> list[FieldDrift]:
+    """Lists of unnamed maps of different lengths (a ClusterRole's rules): the desired items no live item matches,
+    and the live items no desired item matches, each its own row."""
+    left = list(range(len(live)))
+    out: list[FieldDrift] = []
+    for i, d in enumerate(desired):
+        match = next((j for j in left if not field_drift(ref, d, live[j])), None)
+        if match is None:
+            out.append(FieldDrift(ref, f"{path}[{i}]", ABSENT, d, missing=True))
+        else:
+            left.remove(match)
+    out += [FieldDrift(ref, f"{path}[{j}]", live[j], None) for j in left]
+    return out
 
 
 def _row(ref: ObjectRef, path: str, desired: Any, live: Any) -> FieldDrift:
@@ -178,3 +218,143 @@ def object_drift(desired: dict[str, Any], live: dict[str, Any] | None, default_n
         return [FieldDrift(ref, "", ABSENT, None, missing=True)]
     body = {k: v for k, v in desired.items() if k not in ("apiVersion", "kind", "status")}
     return field_drift(ref, body, live)
+
+
+def _secret_data(desired: dict[str, Any]) -> dict[str, Any]:
+    """A Secret's `stringData` as the server stores it: base64 under `data` (the server drops stringData)."""
+    if desired.get("kind") != "Secret" or not isinstance(desired.get("stringData"), dict):
+        return desired
+    out = dict(desired)
+    text = out.pop("stringData")
+    data = dict(out.get("data") or {})
+    data.update({k: base64.b64encode(str(v).encode()).decode() for k, v in text.items()})
+    out["data"] = data
+    return out
+
+
+# ---- noise rules ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class IgnoreRule:
+    """Flux's `driftDetection.ignore` shape: JSON pointer paths (RFC 6901) left out of the comparison, on the objects
+    the target selects (kind, namespace and name as globs; an empty field selects every object)."""
+
+    paths: tuple[str, ...]
+    kind: str = ""
+    namespace: str = ""
+    name: str = ""
+    reason: str = ""
+
+    def selects(self, ref: ObjectRef) -> bool:
+        return all(
+            not pattern or fnmatch.fnmatchcase(value, pattern)
+            for pattern, value in ((self.kind, ref.kind), (self.namespace, ref.namespace), (self.name, ref.name))
+        )
+
+
+POD_TEMPLATE_KINDS = "DaemonSet|Deployment|StatefulSet"
+# On by default, for every release (a stack adds its own per release, Flux-style).
+DEFAULT_RULES: tuple[IgnoreRule, ...] = (
+    IgnoreRule(
+        ("/status", "/metadata/managedFields", "/metadata/resourceVersion", "/metadata/generation", "/metadata/uid"),
+        reason="written by the API server and controllers",
+    ),
+    IgnoreRule(("/metadata/finalizers",), reason="controllers add and remove finalizers"),
+    IgnoreRule(
+        ("/spec/template/metadata/annotations/kubectl.kubernetes.io~1restartedAt",),
+        reason="written by `kubectl rollout restart` and by the repair's agent restart",
+    ),
+)
+
+
+def _pointer(path: str) -> list[str]:
+    if not path.startswith("/"):
+        raise ValueError(f"not a JSON pointer: {path!r} (write it as /spec/replicas)")
+    return [p.replace("~1", "/").replace("~0", "~") for p in path.split("/")[1:]]
+
+
+def without(body: Mapping[str, Any], pointers: Iterable[str]) -> dict[str, Any]:
+    """A copy of `body` with the fields the pointers name removed (a pointer to nothing removes nothing)."""
+    out: dict[str, Any] = copy.deepcopy(dict(body))
+    for pointer in pointers:
+        parts = _pointer(pointer)
+        if not parts:
+            continue
+        cur: Any = out
+        for p in parts[:-1]:
+            cur = _child(cur, p)
+            if cur is None:
+                break
+        else:
+            last = parts[-1]
+            if isinstance(cur, dict):
+                cur.pop(last, None)
+            elif isinstance(cur, list) and last.isdigit() and int(last) < len(cur):
+                cur[int(last)] = _IGNORED
+    return out
+
+
+_IGNORED: Any = {}  # an ignored list item: compares as an empty map (nothing set)
+
+
+def _child(node: Any, key: str) -> Any:
+    if isinstance(node, dict):
+        return node.get(key)
+    if isinstance(node, list) and key.isdigit() and int(key) < len(node):
+        return node[int(key)]
+    return None
+
+
+def release_rules(objects: Sequence[RenderedObject]) -> list[IgnoreRule]:
+    """Noise rules a release's own objects imply: the replicas of what an HPA scales, the data of TLS Secrets
+    (certificates generated at install and renewed by a CronJob or cert-manager)."""
+    rules: list[IgnoreRule] = []
+    for o in objects:
+        if o.kind == "HorizontalPodAutoscaler":
+            target = (o.body.get("spec") or {}).get("scaleTargetRef") or {}
+            if target.get("kind") and target.get("name"):
+                rules.append(
+                    IgnoreRule(
+                        ("/spec/replicas",),
+                        str(target["kind"]),
+                        o.namespace,
+                        str(target["name"]),
+                        reason=f"scaled by HorizontalPodAutoscaler {o.namespace}/{o.name}",
+                    )
+                )
+        elif o.kind == "Secret" and o.body.get("type") == "kubernetes.io/tls":
+            rules.append(
+                IgnoreRule(("/data", "/stringData"), "Secret", o.namespace, o.name, reason="generated certificates")
+            )
+    return rules
+
+
+def _hook_expected(o: RenderedObject) -> bool:
+    """Whether a hook object should still exist after the install: not a test hook, not deleted by its delete policy
+    once it ran, not a Job its ttlSecondsAfterFinished removes."""
+    notes = (o.body.get("metadata") or {}).get("annotations") or {}
+    phases = {p.strip() for p in str(notes.get("helm.sh/hook", "")).split(",")}
+    policies = {p.strip() for p in str(notes.get("helm.sh/hook-delete-policy", "")).split(",")}
+    if phases & {"test", "test-success", "test-failure"}:
+        return False
+    if policies & {"hook-succeeded", "hook-failed"}:
+        return False
+    return not (o.kind == "Job" and (o.body.get("spec") or {}).get("ttlSecondsAfterFinished") is not None)
+
+
+def release_drift_rows(
+    objects: Sequence[RenderedObject], live: Mapping[ObjectRef, dict[str, Any]], rules: Sequence[IgnoreRule] = ()
+) -> list[FieldDrift]:
+    """Rows for every object a release renders (`live` holds what was found, by ref), less the noise: the default
+    rules, the release's implied ones and `rules`. A hook is compared when it exists; when it is gone, it is drift
+    only if it should have stayed."""
+    every = [*DEFAULT_RULES, *release_rules(objects), *rules]
+    out: list[FieldDrift] = []
+    for o in objects:
+        ref = ObjectRef(o.kind, o.namespace, o.name)
+        found = live.get(ref)
+        if found is None and o.hook and not _hook_expected(o):
+            continue
+        pointers = [p for r in every if r.selects(ref) for p in r.paths]
+        desired = without(_secret_data(dict(o.body)), pointers)
+        out.extend(object_drift(desired, found, o.namespace))
+    return out

@@ -73,6 +73,8 @@ def print_drift(result: dict[str, Any], output: str) -> None:
             print(f"{'':<8} {'':<{w}}    {d}")
     s = result["summary"]
     print("no drift" if s["clean"] else f"DRIFT: {s['drifted']} drifted, {s['broken']} broken")
+    if not s["clean"]:
+        print(s["sentence"])
 
 
 def _print_plan(result: dict[str, Any]) -> None:

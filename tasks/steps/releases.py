@@ -19,6 +19,7 @@ from tasks.names import DEPLOYED, SUPERSEDED
 from tasks.render import RenderedStack
 from tasks.results import LiveRelease, ReleaseAction, ReleaseOutcome
 from tasks.steps.runtime import RunContext, step
+from tasks.steps.threads import map_in_threads
 
 
 def _last_deployed_revision(ctx: RunContext, name: str, namespace: str) -> int | None:
@@ -96,6 +97,10 @@ def live_release(ctx: RunContext, name: str, rel: Release) -> LiveRelease | None
     meta = release_metadata(ctx, name, rel)
     if meta is None:
         return None
+    return _live_from(ctx, name, rel, meta)
+
+
+def _live_from(ctx: RunContext, name: str, rel: Release, meta: dict[str, Any]) -> LiveRelease:
     helm = ctx.helm()
     config = (
         helm.run_json(
@@ -122,8 +127,9 @@ def _desired_unchanged(
 
 
 @step("install_release")
-def install_release(ctx: RunContext, name: str, rendered: RenderedStack) -> ReleaseOutcome:
-    """`helm upgrade --install` unless the release already runs the desired version and values."""
+def install_release(ctx: RunContext, name: str, rendered: RenderedStack, force: bool = False) -> ReleaseOutcome:
+    """`helm upgrade --install` unless the release already runs the desired version and values (`force`: upgrade
+    anyway, which is how a repair reverts live edits of the release's objects)."""
     rel = ctx.stack.releases[name]
     logger = get_run_logger()
     same, status = _desired_unchanged(ctx, name, rel, rendered.values[name])
@@ -133,7 +139,7 @@ def install_release(ctx: RunContext, name: str, rendered: RenderedStack) -> Rele
         # release's final state, or its hook timed out): recover, then install again.
         recover_left_release(ctx, recovery)
         same, status = _desired_unchanged(ctx, name, rel, rendered.values[name])
-    if same and status is not None:
+    if same and status is not None and not force:
         logger.info(
             "release %s: %s %s already deployed with the desired values (revision %s); nothing to do",
             name,
@@ -142,7 +148,14 @@ def install_release(ctx: RunContext, name: str, rendered: RenderedStack) -> Rele
             status.revision,
         )
         return ReleaseOutcome(name, ReleaseAction.unchanged, status.revision, rel.version)
-    argv = helm_argv.upgrade_release(ctx.helm_binary, name, rel, ctx.values_file(name), kubeconfig=ctx.kubeconfig)
+    argv = helm_argv.upgrade_release(
+        ctx.helm_binary,
+        name,
+        rel,
+        ctx.values_file(name),
+        kubeconfig=ctx.kubeconfig,
+        force_conflicts=force and ctx.helm_major >= 4,
+    )
     logger.info("release %s: %s (timeout %d s)", name, helm_argv.shell_line(argv), rel.timeout_seconds)
     ctx.mark(f"helm {name}", "start")
     result = ctx.helm().run_json(argv, what=f"install release {name}", timeout=rel.timeout_seconds + 60) or {}
@@ -168,6 +181,10 @@ def rendered_release(ctx: RunContext, name: str, rel: Release) -> manifest.Rende
     meta = release_metadata(ctx, name, rel)
     if meta is None:
         return None
+    return _rendered_from(ctx, name, rel, meta)
+
+
+def _rendered_from(ctx: RunContext, name: str, rel: Release, meta: dict[str, Any]) -> manifest.RenderedRelease:
     helm = ctx.helm()
     text = helm.run(
         helm_argv.get_manifest(ctx.helm_binary, name, rel.namespace, ctx.kubeconfig), what=f"manifest of release {name}"
@@ -176,3 +193,16 @@ def rendered_release(ctx: RunContext, name: str, rel: Release) -> manifest.Rende
         helm_argv.get_hooks(ctx.helm_binary, name, rel.namespace, ctx.kubeconfig), what=f"hooks of release {name}"
     )
     return manifest.rendered_release(name, rel.namespace, meta, text, hooks)
+
+
+def release_record(ctx: RunContext, name: str, rel: Release) -> tuple[LiveRelease, manifest.RenderedRelease] | None:
+    """What helm holds for the release: its metadata and values, and its manifest and hooks; None when it is not
+    installed. The metadata is read once and the three reads after it run at once."""
+    meta = release_metadata(ctx, name, rel)
+    if meta is None:
+        return None
+    live, rendered = map_in_threads(
+        lambda read: read(ctx, name, rel, meta), [_live_from, _rendered_from], name=f"helm-{name}"
+    )
+    assert isinstance(live, LiveRelease) and isinstance(rendered, manifest.RenderedRelease)
+    return live, rendered

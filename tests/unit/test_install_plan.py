@@ -65,17 +65,37 @@ def test_plan_markdown_lists_every_step_and_the_changes():
 @pytest.mark.parametrize(
     ("live_release", "repair"),
     [
-        (None, drift.ReinstallRelease("r", values_only=False)),
-        (LiveRelease("deployed", "1.0.0", 2, {"a": 2}), drift.ReinstallRelease("r", values_only=True)),
-        (LiveRelease("deployed", "0.9.0", 2, {"a": 2}), drift.ReinstallRelease("r", values_only=False)),
-        (LiveRelease("failed", "1.0.0", 2, {"a": 1}), drift.ReinstallRelease("r", values_only=False)),
+        (None, drift.ReinstallRelease("r")),
+        (LiveRelease("deployed", "1.0.0", 2, {"a": 2}), drift.ReinstallRelease("r")),
+        (LiveRelease("deployed", "0.9.0", 2, {"a": 2}), drift.ReinstallRelease("r")),
+        (LiveRelease("failed", "1.0.0", 2, {"a": 1}), drift.ReinstallRelease("r")),
         (LiveRelease("deployed", "1.0.0", 2, {"a": 1}), None),
     ],
 )
-def test_a_drifted_release_asks_for_a_reinstall_that_knows_whether_only_values_changed(live_release, repair):
+def test_a_drifted_or_broken_release_asks_for_a_reinstall(live_release, repair):
     item = drift.release_drift("r", "1.0.0", live_release, {"a": 1})
     assert item.repair == repair
     assert item.as_dict()["repair"] == (None if repair is None else "release:r")
+
+
+CONFIG = {"enable-hubble": "true"}
+TEMPLATE = {"spec": {"containers": [{"name": "cilium-agent", "image": "a"}]}}
+
+
+@pytest.mark.parametrize(
+    ("config_after", "template_after", "restart"),
+    [
+        ({"enable-hubble": "true"}, TEMPLATE, False),  # a relay or operator change: neither moved
+        ({"enable-hubble": "false"}, TEMPLATE, True),  # cilium-config changed, nothing rolls the agents
+        ({"enable-hubble": "false"}, {"spec": {"containers": [{"name": "cilium-agent", "image": "b"}]}}, False),
+        (CONFIG, {"spec": {"containers": [{"name": "cilium-agent", "image": "b"}]}}, False),  # the DaemonSet rolls
+        (None, TEMPLATE, True),  # the ConfigMap went away (or came back)
+    ],
+)
+def test_agents_are_restarted_only_when_their_configuration_changed_and_nothing_else_rolls_them(
+    config_after, template_after, restart
+):
+    assert drift.agents_need_restart(CONFIG, config_after, TEMPLATE, template_after) is restart
 
 
 def test_repair_actions_keep_their_names_in_the_json_report():
