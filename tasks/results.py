@@ -88,10 +88,15 @@ class LiveRelease:
     version: str | None
     revision: int | None
     config: dict[str, Any] = field(default_factory=dict)
+    apply_method: str | None = None  # helm 4's record: "ssa" (server-side apply) or "csa"; helm 3 has none
 
     @property
     def deployed(self) -> bool:
         return self.status == DEPLOYED
+
+    @property
+    def server_side(self) -> bool:
+        return self.apply_method == "ssa"
 
     def runs(self, version: str) -> bool:
         """Whether the release runs chart `version` (a leading v does not count)."""

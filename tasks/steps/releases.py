@@ -114,6 +114,7 @@ def _live_from(ctx: RunContext, name: str, rel: Release, meta: dict[str, Any]) -
         version=meta.get("version"),
         revision=None if revision is None else int(revision),
         config=config,
+        apply_method=meta.get("applyMethod"),
     )
 
 
@@ -154,7 +155,8 @@ def install_release(ctx: RunContext, name: str, rendered: RenderedStack, force: 
         rel,
         ctx.values_file(name),
         kubeconfig=ctx.kubeconfig,
-        force_conflicts=force and ctx.helm_major >= 4,
+        # helm 4 refuses --force-conflicts on a release it applies client-side (one helm 3 installed).
+        force_conflicts=force and ctx.helm_major >= 4 and status is not None and status.server_side,
     )
     logger.info("release %s: %s (timeout %d s)", name, helm_argv.shell_line(argv), rel.timeout_seconds)
     ctx.mark(f"helm {name}", "start")

@@ -1,0 +1,112 @@
+"""Live drift: operators' edits of the releases' objects (kubectl, as they make them) found by object and path,
+repaired by helm 3 and helm 4, the agents restarted only for their own configuration, and no noise afterwards."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from flows.check_drift import check_drift
+from flows.install_stack import run_install
+from tasks.names import DRIFTED_STATE
+from tasks.options import DriftMode
+from tests.support.commands import kubectl
+from tests.support.flows import CLUSTER, options, stack_for
+
+OBJECTS = "release cilium: objects"
+ENVOY_IMAGE = "spec.template.spec.containers[name=cilium-envoy].image"
+
+
+@pytest.fixture
+def installed(sandbox, helm_binary, prefect_harness):
+    assert run_install(stack_for(sandbox), options())["ok"]
+    return sandbox
+
+
+def drift(sb, mode=DriftMode.report):
+    return check_drift(stack=stack_for(sb), options=options(), mode=mode)
+
+
+def rows(result) -> set[tuple[str, str]]:
+    return {(o["object"], o["path"]) for o in result["objects"]}
+
+
+def diffs(result, check) -> list[str]:
+    return next(c["diffs"] for c in result["checks"] if c["check"] == check)
+
+
+def agents_restarted_at(kubeconfig: str) -> str | None:
+    ds = json.loads(kubectl(kubeconfig, "-n", "kube-system", "get", "ds", "cilium", "-o", "json").stdout)
+    notes = ds["spec"]["template"]["metadata"].get("annotations") or {}
+    return notes.get("kubectl.kubernetes.io/restartedAt")
+
+
+def assert_quiet(sb, times: int = 3) -> None:
+    for _ in range(times):
+        again = drift(sb)
+        assert again["summary"]["clean"] is True, again["summary"]["problems"]
+        assert again["objects"] == []
+
+
+def test_live_edits_are_found_by_path_repaired_without_touching_the_agents_and_then_quiet(installed, helm_binary):
+    sb = installed
+    kc = str(sb.clusters[CLUSTER].kubeconfig)
+    assert_quiet(sb)  # a converged cluster, three times in a row: nothing
+
+    kubectl(kc, "-n", "kube-system", "scale", "deploy/hubble-relay", "--replicas=0")
+    kubectl(kc, "-n", "kube-system", "delete", "servicemonitor", "hubble-relay")
+    kubectl(kc, "patch", "clusterrole", "cilium-operator", "--type", "json", "-p", '[{"op":"remove","path":"/rules/0"}]')
+
+    state = check_drift(stack=stack_for(sb), options=options(), return_state=True)
+    assert state.name == DRIFTED_STATE
+    report = state.result()
+    assert state.message == report["summary"]["sentence"]
+    assert report["summary"]["sentence"].startswith(f"{CLUSTER} (us-east-1): 3 objects of release cilium drifted")
+    assert {
+        ("Deployment kube-system/hubble-relay", "spec.replicas"),
+        ("ServiceMonitor kube-system/hubble-relay", ""),
+        ("ClusterRole cilium-operator", "rules[0]"),
+    } == rows(report)
+    text = diffs(report, OBJECTS)
+    assert "Deployment kube-system/hubble-relay spec.replicas: live 0 → desired 1" in text
+    assert "ServiceMonitor kube-system/hubble-relay: missing" in text
+    removed = next(o for o in report["objects"] if o["path"] == "rules[0]")
+    assert removed["missing"] is True and removed["desired"]["resources"] == ["pods"]
+
+    repaired = drift(sb, DriftMode.repair)
+    assert repaired["summary"]["clean"] is True, repaired["summary"]["problems"]
+    assert "release cilium: upgraded (revision 2)" in repaired["repaired"]
+    # Neither a relay's replicas nor an RBAC rule is the agents' configuration: they keep running.
+    assert not any("agents restarted" in r for r in repaired["repaired"]), repaired["repaired"]
+    assert agents_restarted_at(kc) is None
+    assert_quiet(sb)
+
+
+def test_an_agent_config_edit_and_an_image_change_are_repaired_with_one_agent_restart_then_quiet(
+    installed, helm_binary
+):
+    sb = installed
+    kc = str(sb.clusters[CLUSTER].kubeconfig)
+    kubectl(kc, "-n", "kube-system", "patch", "cm", "cilium-config", "-p", '{"data":{"enable-hubble":"false"}}')
+    kubectl(kc, "-n", "kube-system", "set", "image", "ds/cilium-envoy", "cilium-envoy=quay.io/cilium/cilium-envoy:v9")
+
+    report = drift(sb)
+    assert rows(report) == {
+        ("ConfigMap kube-system/cilium-config", "data.enable-hubble"),
+        ("DaemonSet kube-system/cilium-envoy", ENVOY_IMAGE),
+    }
+    assert 'ConfigMap kube-system/cilium-config data.enable-hubble: live "false" → desired "true"' in diffs(
+        report, OBJECTS
+    )
+    # The event's payload carries the rows and reads as a sentence.
+    assert report["event"]["id"]
+
+    repaired = drift(sb, DriftMode.repair)
+    assert repaired["summary"]["clean"] is True, repaired["summary"]["problems"]
+    assert "release cilium: agents restarted" in repaired["repaired"]
+    assert agents_restarted_at(kc) is not None
+    envoy = json.loads(kubectl(kc, "-n", "kube-system", "get", "ds", "cilium-envoy", "-o", "json").stdout)
+    assert envoy["spec"]["template"]["spec"]["containers"][0]["image"] != "quay.io/cilium/cilium-envoy:v9"
+    # Our own restart's annotation is not drift, right after the repair nor later.
+    assert_quiet(sb)
