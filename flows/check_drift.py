@@ -176,11 +176,25 @@ def repair(
         done.append("nodegroup scaled back")
     # Several checks may name one release (its values, its objects, the cluster identity): one upgrade each.
     releases = {r.release for r in wanted if isinstance(r, drift.ReinstallRelease)}
-    failures = _reinstall(ctx, rendered, [n for n in ctx.stack.releases if n in releases], done)
+    restarted: set[str] = set()
+    failures = _reinstall(ctx, rendered, [n for n in ctx.stack.releases if n in releases], done, restarted)
+    for r in wanted:
+        # The agents run without part of cilium-config: restart them (unless the reinstall just did) and wait.
+        if isinstance(r, drift.RestartAgents) and r.release not in restarted and not failures:
+            restart_agents(ctx, r.release)
+            restarted.add(r.release)
+            done.append(f"release {r.release}: agents restarted")
+            try:
+                check_workload(ctx, r.release, "agent", rendered.nodegroup.desired_size)
+            except EksCiliumError as e:
+                failures.append(e)
+                done.append(f"release {r.release}: agents not ready after the restart ({e.what})")
     return done, failures
 
 
-def _reinstall(ctx: RunContext, rendered: RenderedStack, releases: list[str], done: list[str]) -> list[EksCiliumError]:
+def _reinstall(
+    ctx: RunContext, rendered: RenderedStack, releases: list[str], done: list[str], restarted: set[str]
+) -> list[EksCiliumError]:
     """Upgrade the releases in the stack's order (Cilium first), server-side apply what helm left drifted, restart
     Cilium's agents when their configuration changed and nothing else restarts them; check every workload of each."""
     failures: list[EksCiliumError] = []
@@ -204,6 +218,7 @@ def _reinstall(ctx: RunContext, rendered: RenderedStack, releases: list[str], do
             after = agent_state(ctx, name)
             if drift.agents_need_restart(before[0], after[0], before[1], after[1]):
                 restart_agents(ctx, name)
+                restarted.add(name)
                 done.append(f"release {name}: agents restarted")
         for w in rel.workloads:
             if w.kind.value == "Job":

@@ -49,8 +49,18 @@ class RemoveConflictingDaemonSets:
         return "cni:daemonsets"
 
 
+@dataclass(frozen=True)
+class RestartAgents:
+    """Restart Cilium's agents (rollout restart of their DaemonSet) so that they load cilium-config."""
+
+    release: str
+
+    def __str__(self) -> str:
+        return f"agents:{self.release}"
+
+
 # What repairs a drifted check (str() is its name in the JSON report).
-RepairAction = ReinstallRelease | ScaleNodegroup | RemoveConflictingDaemonSets
+RepairAction = ReinstallRelease | ScaleNodegroup | RemoveConflictingDaemonSets | RestartAgents
 
 
 @dataclass(frozen=True)
@@ -111,6 +121,47 @@ def objects_drift(release: str, rows: list[FieldDrift], compared: int) -> DriftI
     detail = f"{', '.join(parts)} in {len(objects)} of {compared} objects: {', '.join(objects)}"
     return DriftItem(
         check, DRIFTED, detail, [str(r) for r in rows], ReinstallRelease(release), tuple(rows), release=release
+    )
+
+
+DRIFT_METRIC = "cilium_drift_checker_config_delta"
+DRIFT_CHECKER_KEY = "enable-drift-checker"
+
+
+def metrics_port(config: dict[str, Any] | None) -> int | None:
+    """The agents' Prometheus port when cilium-config turns their drift checker on (else None: nothing to read)."""
+    config = config or {}
+    addr = str(config.get("prometheus-serve-addr") or "")
+    if config.get(DRIFT_CHECKER_KEY) != "true" or not addr.rpartition(":")[2].isdigit():
+        return None
+    return int(addr.rpartition(":")[2])
+
+
+def config_delta(metrics: str) -> int | None:
+    """The value of the drift checker's gauge in a Prometheus text exposition; None when the agent has none."""
+    values = [
+        line.split()[-1]
+        for line in metrics.splitlines()
+        if line.startswith(DRIFT_METRIC) and line[len(DRIFT_METRIC) : len(DRIFT_METRIC) + 1] in (" ", "{")
+    ]
+    if not values:
+        return None
+    return int(sum(float(v) for v in values))
+
+
+def agent_config_drift(release: str, deltas: dict[str, int]) -> DriftItem:
+    """Cilium's own signal: each agent's count of cilium-config keys it runs without (it reads them at start)."""
+    check = f"{release}: agents' configuration ({DRIFT_METRIC})"
+    behind = {pod: n for pod, n in sorted(deltas.items()) if n}
+    if not behind:
+        return DriftItem(check, OK, f"{len(deltas)} agent(s) run the configuration in cilium-config", release=release)
+    return DriftItem(
+        check,
+        DRIFTED,
+        f"{len(behind)} of {len(deltas)} agent(s) have not applied cilium-config (a restart loads it)",
+        [f"{pod}: {DRIFT_METRIC} {n}" for pod, n in behind.items()],
+        RestartAgents(release),
+        release=release,
     )
 
 

@@ -84,6 +84,7 @@ class Emulator:
         r.add_get("/openapi/v2", self._openapi_v2)
         r.add_get("/openapi/v3", static(self.registry.openapi_index))
         r.add_get("/openapi/v3/{path:.*}", self._openapi_doc)
+        r.add_get("/api/v1/namespaces/{namespace}/pods/{name}/proxy/{path:.*}", self._pod_proxy)
         r.add_route("*", "/api/{tail:.*}", self._resource)
         r.add_route("*", "/apis/{tail:.*}", self._resource)
 
@@ -116,6 +117,23 @@ class Emulator:
                 raise ApiError(401, "Unauthorized", "Unauthorized")
         if self.latency_seconds:
             await asyncio.sleep(self.latency_seconds)
+
+    async def _pod_proxy(self, request: web.Request) -> web.Response:
+        """GET pods/NAME[:PORT]/proxy/PATH: what the Pod's program answers (the simulated agent's metrics)."""
+        from sandbox.kube.images import agent
+
+        namespace = request.match_info["namespace"]
+        name, _, port = request.match_info["name"].partition(":")
+        pod = self.store.get(("", "pods"), namespace, name)
+        if pod is None:
+            raise ApiError(404, "NotFound", f'pods "{name}" not found', {"name": name, "kind": "pods"})
+        text = agent.metrics(self.store, pod, port or "80", request.match_info["path"])
+        if text is None:
+            ip = (pod.get("status") or {}).get("podIP") or "?"
+            raise ApiError(
+                503, "ServiceUnavailable", f"error trying to reach service: dial tcp {ip}:{port}: connect: refused"
+            )
+        return web.Response(text=text, content_type="text/plain")
 
     async def _openapi_v2(self, _: web.Request) -> web.Response:
         body = protobuf.openapi_v2_document(SERVER_VERSION["gitVersion"])

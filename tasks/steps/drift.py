@@ -67,6 +67,38 @@ def _records(ctx: RunContext) -> dict[str, tuple[LiveRelease, RenderedRelease] |
     return dict(zip(names, found, strict=True))
 
 
+def agent_config_rows(kube: Kube, ctx: RunContext, config: dict[str, Any] | None) -> drift.DriftItem | None:
+    """Cilium's config drift checker, read from every running agent's metrics; None (no row) when the agents do not
+    expose it: the checker is off in cilium-config, or the metrics cannot be read (logged)."""
+    name, rel = ctx.stack.cilium
+    agent = rel.workload("agent")
+    port = drift.metrics_port(config)
+    if agent is None or port is None:
+        return None
+    namespace = agent.namespace or rel.namespace
+    pods = [p for p in kube.list_pods(namespace, agent.selector) if (p.get("status") or {}).get("phase") == "Running"]
+
+    def read(pod: dict[str, Any]) -> int | None:
+        text = kube.pod_get(namespace, pod["metadata"]["name"], port, "metrics")
+        return None if text is None else drift.config_delta(text)
+
+    try:
+        deltas = map_in_threads(read, pods, max_workers=8, name="drift-metrics")
+    except EksCiliumError as e:
+        get_run_logger().info("the agents' %s could not be read (%s): no row", drift.DRIFT_METRIC, e.what)
+        return None
+    if not pods or any(d is None for d in deltas):
+        get_run_logger().info("the agents do not expose %s: no row", drift.DRIFT_METRIC)
+        return None
+    return drift.agent_config_drift(
+        name,
+        {
+            f"{namespace}/{p['metadata']['name']} on {p['spec'].get('nodeName')}": int(d or 0)
+            for p, d in zip(pods, deltas, strict=True)
+        },
+    )
+
+
 @step("observe_drift")
 def observe_drift(ctx: RunContext, rendered: RenderedStack) -> list[drift.DriftItem]:
     """Every drift check, read once (no waiting): releases (helm's record and every object they render against the
@@ -108,6 +140,10 @@ def observe_drift(ctx: RunContext, rendered: RenderedStack) -> list[drift.DriftI
         for name, release in installed.items():
             rows = release_object_rows(kube, release, stack.releases[name], live)
             items.append(drift.objects_drift(name, rows, len(release.objects)))
+        if stack.cilium[1].enabled and stack.cilium[0] in installed:
+            checker = agent_config_rows(kube, ctx, None if cilium_cm is None else cilium_cm.get("data"))
+            if checker is not None:
+                items.append(checker)
     if stack.cilium[1].enabled:
         items.append(drift.cluster_identity_drift(stack, None if cilium_cm is None else cilium_cm.get("data") or {}))
     items.append(drift.nodes_drift(len(ready), len(members), plan.desired_size))

@@ -56,7 +56,9 @@ def test_live_edits_are_found_by_path_repaired_without_touching_the_agents_and_t
 
     kubectl(kc, "-n", "kube-system", "scale", "deploy/hubble-relay", "--replicas=0")
     kubectl(kc, "-n", "kube-system", "delete", "servicemonitor", "hubble-relay")
-    kubectl(kc, "patch", "clusterrole", "cilium-operator", "--type", "json", "-p", '[{"op":"remove","path":"/rules/0"}]')
+    kubectl(
+        kc, "patch", "clusterrole", "cilium-operator", "--type", "json", "-p", '[{"op":"remove","path":"/rules/0"}]'
+    )
 
     state = check_drift(stack=stack_for(sb), options=options(), return_state=True)
     assert state.name == DRIFTED_STATE
@@ -110,3 +112,40 @@ def test_an_agent_config_edit_and_an_image_change_are_repaired_with_one_agent_re
     assert envoy["spec"]["template"]["spec"]["containers"][0]["image"] != "quay.io/cilium/cilium-envoy:v9"
     # Our own restart's annotation is not drift, right after the repair nor later.
     assert_quiet(sb)
+
+
+def test_cilium_own_drift_checker_is_a_row_when_the_agents_expose_it_and_its_repair_restarts_them(
+    sandbox, prefect_harness
+):
+    """With `enable-drift-checker` in cilium-config, each agent's cilium_drift_checker_config_delta (read through the
+    API server's pod proxy, as Prometheus would) is its own row; a cilium-config change the agents have not loaded
+    shows there, and after the repair's restart every agent reports 0."""
+    from tasks.model import load_stack
+    from tests.conftest import CONFIGS
+
+    checker = {"values": {"extraConfig": {"enable-drift-checker": "true"}}}
+    stack = load_stack(
+        CONFIGS,
+        "sandbox",
+        patch={"chart_repository": {"url": sandbox.chart_repo_url}, "releases": {"cilium": checker}},
+    )
+    assert run_install(stack, options())["ok"]
+    check = "cilium: agents' configuration (cilium_drift_checker_config_delta)"
+    clean = check_drift(stack=stack, options=options())
+    assert clean["summary"]["clean"] is True, clean["summary"]["problems"]
+    assert next(c for c in clean["checks"] if c["check"] == check)["detail"] == (
+        "2 agent(s) run the configuration in cilium-config"
+    )
+
+    kc = str(sandbox.clusters[CLUSTER].kubeconfig)
+    kubectl(kc, "-n", "kube-system", "patch", "cm", "cilium-config", "-p", '{"data":{"enable-hubble":"false"}}')
+    report = check_drift(stack=stack, options=options())
+    row = next(c for c in report["checks"] if c["check"] == check)
+    assert row["status"] == "drifted" and row["repair"] == "agents:cilium"
+    assert all(d.endswith(": cilium_drift_checker_config_delta 1") for d in row["diffs"]) and len(row["diffs"]) == 2
+
+    repaired = check_drift(stack=stack, options=options(), mode=DriftMode.repair)
+    assert repaired["summary"]["clean"] is True, repaired["summary"]["problems"]
+    assert repaired["repaired"].count("release cilium: agents restarted") == 1
+    after = check_drift(stack=stack, options=options())
+    assert after["summary"]["clean"] is True, after["summary"]["problems"]
