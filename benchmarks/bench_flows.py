@@ -317,6 +317,7 @@ def bench_drift(tmp: Path, runs: int = 3) -> dict[str, Any]:
                     "helm": len(invocations),
                     "helm_kinds": sorted(set(invocations)),
                     "drifted": not report["summary"]["clean"],
+                    "compared": report["summary"]["compared"],
                 }
             )
         return {"runs": out}
@@ -387,11 +388,14 @@ def main() -> int:
             if "c" in parts:
                 d = bench_drift(tmp)
                 print("\nc) drift check (report) of the converged cluster, Prefect server running")
-                print(f"{'run':<5} {'wall s':>7} {'K8s API requests':>17} {'helm invocations':>17}  drifted")
+                print(
+                    f"{'run':<5} {'wall s':>7} {'K8s API requests':>17} {'helm invocations':>17} "
+                    f"{'objects compared':>17}  drifted"
+                )
                 for i, r in enumerate(d["runs"], 1):
                     print(
-                        f"{i:<5} {r['wall']:7.1f} {r['requests']:17d} {r['helm']:17d}  {r['drifted']}  "
-                        f"(helm {', '.join(r['helm_kinds'])})"
+                        f"{i:<5} {r['wall']:7.2f} {r['requests']:17d} {r['helm']:17d} {r['compared']:17d}  "
+                        f"{r['drifted']}  (helm {', '.join(r['helm_kinds'])})"
                     )
         finally:
             server.terminate()

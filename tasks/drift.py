@@ -72,6 +72,7 @@ class DriftItem:
     repair: RepairAction | None = None  # None: not repaired automatically
     rows: tuple[FieldDrift, ...] = ()  # object-level rows (the diffs of an objects check, structured)
     release: str | None = None  # the release the check is about, for grouping the report
+    compared: int = 0  # objects compared with their live copies (an objects check)
 
     @property
     def ok(self) -> bool:
@@ -113,14 +114,23 @@ def objects_drift(release: str, rows: list[FieldDrift], compared: int) -> DriftI
     """The live objects of a release against its manifest: one check, a row per drifted field or missing object."""
     check = objects_check(release)
     if not rows:
-        return DriftItem(check, OK, f"{compared} objects as the release renders them", release=release)
+        return DriftItem(
+            check, OK, f"{compared} objects as the release renders them", release=release, compared=compared
+        )
     objects = sorted({str(r.ref) for r in rows})
     missing = sum(1 for r in rows if r.missing and not r.path)
     parts = [f"{len(rows) - missing} field(s) differ"] if len(rows) > missing else []
     parts += [f"{missing} object(s) missing"] if missing else []
     detail = f"{', '.join(parts)} in {len(objects)} of {compared} objects: {', '.join(objects)}"
     return DriftItem(
-        check, DRIFTED, detail, [str(r) for r in rows], ReinstallRelease(release), tuple(rows), release=release
+        check,
+        DRIFTED,
+        detail,
+        [str(r) for r in rows],
+        ReinstallRelease(release),
+        tuple(rows),
+        release=release,
+        compared=compared,
     )
 
 
@@ -275,6 +285,7 @@ def summary(items: list[DriftItem], cluster: str = "") -> dict[str, Any]:
         "problems": [f"{i.check}: {i.status}: {i.detail}" for i in items if not i.ok],
         "sentence": sentence(cluster or "the cluster", items),
         "objects": sum(len({r.ref for r in i.rows}) for i in items),
+        "compared": sum(i.compared for i in items),
     }
 
 
