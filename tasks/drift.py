@@ -91,8 +91,12 @@ class DriftItem:
         return out
 
 
+def release_check(name: str) -> str:
+    return f"release {name}"
+
+
 def release_drift(name: str, version: str, live: LiveRelease | None, desired: dict[str, Any]) -> DriftItem:
-    check = f"release {name}"
+    check = release_check(name)
     if live is None:
         return DriftItem(check, BROKEN, "not installed", repair=ReinstallRelease(name))
     version_diffs = [] if live.runs(version) else [f"chart version: live {live.version} -> desired {version}"]

@@ -139,7 +139,9 @@ def observe_drift(ctx: RunContext, rendered: RenderedStack) -> list[drift.DriftI
         live = read_live_objects(kube, [o for r in installed.values() for o in r.objects])
         for name, release in installed.items():
             rows = release_object_rows(kube, release, stack.releases[name], live)
-            items.append(drift.objects_drift(name, rows, len(release.objects)))
+            # Right after the release's own check: the report reads release by release.
+            at = next(i for i, item in enumerate(items) if item.check == drift.release_check(name)) + 1
+            items.insert(at, drift.objects_drift(name, rows, len(release.objects)))
         if stack.cilium[1].enabled and stack.cilium[0] in installed:
             checker = agent_config_rows(kube, ctx, None if cilium_cm is None else cilium_cm.get("data"))
             if checker is not None:
@@ -149,7 +151,7 @@ def observe_drift(ctx: RunContext, rendered: RenderedStack) -> list[drift.DriftI
     items.append(drift.nodes_drift(len(ready), len(members), plan.desired_size))
     items.append(drift.nodegroup_drift(plan, live_ng))
     items.append(drift.cni_drift(addons, ds))
-    get_run_logger().info("drift: %s", drift.summary(items))
+    get_run_logger().info("drift: %s", drift.sentence(f"{stack.cluster.name} ({stack.cluster.region})", items))
     return items
 
 

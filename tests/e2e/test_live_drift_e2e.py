@@ -59,16 +59,21 @@ def test_live_edits_are_found_by_path_repaired_without_touching_the_agents_and_t
     kubectl(
         kc, "patch", "clusterrole", "cilium-operator", "--type", "json", "-p", '[{"op":"remove","path":"/rules/0"}]'
     )
+    # A custom resource's field: helm 3 patches custom resources from its old manifest to the new one, never
+    # looking at the live object, so it leaves this edit in place; the repair's server-side apply reverts it.
+    interval = '[{"op":"replace","path":"/spec/endpoints/0/interval","value":"600s"}]'
+    kubectl(kc, "-n", "kube-system", "patch", "servicemonitor", "cilium-agent", "--type", "json", "-p", interval)
 
     state = check_drift(stack=stack_for(sb), options=options(), return_state=True)
     assert state.name == DRIFTED_STATE
     report = state.result()
     assert state.message == report["summary"]["sentence"]
-    assert report["summary"]["sentence"].startswith(f"{CLUSTER} (us-east-1): 3 objects of release cilium drifted")
+    assert report["summary"]["sentence"].startswith(f"{CLUSTER} (us-east-1): 4 objects of release cilium drifted")
     assert {
         ("Deployment kube-system/hubble-relay", "spec.replicas"),
         ("ServiceMonitor kube-system/hubble-relay", ""),
         ("ClusterRole cilium-operator", "rules[0]"),
+        ("ServiceMonitor kube-system/cilium-agent", "spec.endpoints[0].interval"),
     } == rows(report)
     text = diffs(report, OBJECTS)
     assert "Deployment kube-system/hubble-relay spec.replicas: live 0 → desired 1" in text
@@ -79,6 +84,9 @@ def test_live_edits_are_found_by_path_repaired_without_touching_the_agents_and_t
     repaired = drift(sb, DriftMode.repair)
     assert repaired["summary"]["clean"] is True, repaired["summary"]["problems"]
     assert "release cilium: upgraded (revision 2)" in repaired["repaired"]
+    applied = "release cilium: server-side applied ServiceMonitor kube-system/cilium-agent"
+    # helm 4 applies the whole manifest server-side (forced), so nothing is left for the repair to apply.
+    assert (applied in repaired["repaired"]) is helm_binary.endswith("helm3"), repaired["repaired"]
     # Neither a relay's replicas nor an RBAC rule is the agents' configuration: they keep running.
     assert not any("agents restarted" in r for r in repaired["repaired"]), repaired["repaired"]
     assert agents_restarted_at(kc) is None
