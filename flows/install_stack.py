@@ -44,6 +44,7 @@ from tasks.steps.preflight import run_preflight
 from tasks.steps.releases import install_release, recover_release
 from tasks.steps.report import plan_install, verify_stack
 from tasks.steps.runtime import RunContext, cleanup_context, prepare_context
+from tasks.steps.upgrade import record_install
 from tasks.steps.workloads import check_workload, wait_for_cilium_objects
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -168,6 +169,8 @@ def _install(
         _attach_report(e, ctx, rendered, base, submitted.labels)
         raise
 
+    # The versions first installed, kept once written: a later upgrade's upgradeCompatibility comes from here.
+    record_install(ctx, {o.release: o.version for o in (f.result() for f in submitted.installs)})
     report = verify_stack(ctx, rendered)
     result = {
         **base,

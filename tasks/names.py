@@ -31,3 +31,10 @@ def node_nodegroup(node: dict[str, Any]) -> str:
 
 # The Prefect state name of a check-drift run whose report is not clean: the runs list shows it, the fleet reads it.
 DRIFTED_STATE = "Drifted"
+
+# Cilium's upgrade guide: the pre-flight release whose DaemonSet pulls the new images on every node first.
+PREFLIGHT_RELEASE = "cilium-preflight"
+PREFLIGHT_DAEMONSET = "cilium-pre-flight-check"
+# What the install records in the cluster (ConfigMap in kube-system): the chart version each release was first
+# installed with, which the upgrade reads back for Cilium's `upgradeCompatibility`.
+INSTALL_RECORD = "eks-cilium-install"

@@ -199,3 +199,22 @@ def previous_deployed(history: list[dict[str, Any]], current_revision: int | Non
     rev, version = max(found)
     assert version is not None
     return rev, version
+
+
+def preflight_values(desired: dict[str, Any]) -> dict[str, Any]:
+    """Values of the pre-flight release (the guide's `preflight.enabled=true agent=false operator.enabled=false`):
+    the new agent image on every node, nothing else. Envoy is off: its ConfigMap would collide with the release's."""
+    preflight: dict[str, Any] = {"enabled": True}
+    image = desired.get("image")
+    if isinstance(image, dict):
+        preflight["image"] = {k: image[k] for k in ("repository", "tag", "digest", "useDigest") if k in image}
+    out: dict[str, Any] = {
+        "preflight": preflight,
+        "agent": False,
+        "operator": {"enabled": False},
+        "envoy": {"enabled": False},
+    }
+    for key in ("k8sServiceHost", "k8sServicePort"):
+        if key in desired:
+            out[key] = desired[key]
+    return out

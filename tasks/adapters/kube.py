@@ -306,6 +306,25 @@ class Kube(ObjectsApi):
             lambda: self.apps.patch_namespaced_daemon_set(name, namespace, body, _request_timeout=TIMEOUT),
         )
 
+    def merge_config_map(self, namespace: str, name: str, data: dict[str, str]) -> dict[str, Any]:
+        """Create the ConfigMap with `data`, or merge `data` into the one that exists."""
+        body = client.V1ConfigMap(metadata=client.V1ObjectMeta(name=name, namespace=namespace), data=data)
+        try:
+            created = _call(
+                f"create ConfigMap {namespace}/{name}",
+                lambda: self.core.create_namespaced_config_map(namespace, body, _request_timeout=TIMEOUT),
+                conflict_ok=True,
+            )
+            return self._dict(created)
+        except Conflict:
+            patched = _call(
+                f"update ConfigMap {namespace}/{name}",
+                lambda: self.core.patch_namespaced_config_map(
+                    name, namespace, {"data": data}, _request_timeout=TIMEOUT
+                ),
+            )
+            return self._dict(patched)
+
     def delete_daemonset(self, namespace: str, name: str) -> None:
         _call(
             f"delete DaemonSet {namespace}/{name}",

@@ -5,6 +5,7 @@ rendered values and the chart repository.
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +20,15 @@ from tasks.adapters.eks_token import cached_credential
 from tasks.errors import (
     ConfigError,
     ToolError,
+    TransientError,
 )
+from tasks.names import INSTALL_RECORD, KUBE_SYSTEM
 from tasks.options import NodegroupMethod
 from tasks.readiness import Verdict
 from tasks.render import RenderedStack, dump_yaml, load_inputs, render_stack, write_private
 from tasks.results import ClusterEndpoint
 from tasks.steps.runtime import RunContext, sense, sensor, step
+from tasks.upgrade_plan import upgrade_compatibility
 from tasks.values import normalise_endpoint
 
 
@@ -92,6 +96,21 @@ def prepare_cluster_access(ctx: RunContext, cluster: ClusterEndpoint) -> str:
     return str(path)
 
 
+def first_installed(ctx: RunContext, attempts: int = 4) -> dict[str, str]:
+    """The chart version each release was first installed with, as the install recorded it in the cluster
+    (render_values is not retried as a whole: this read retries its transient errors itself)."""
+    for attempt in range(attempts):
+        try:
+            with ctx.kube() as kube:
+                record = kube.get("ConfigMap", KUBE_SYSTEM, INSTALL_RECORD)
+            return dict((record or {}).get("data") or {})
+        except TransientError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(1.0 + attempt)
+    return {}
+
+
 @task(name="render_values", cache_policy=NO_CACHE)
 def render_values(ctx: RunContext, cluster: ClusterEndpoint) -> RenderedStack:
     """Values with the discovered endpoint, written 0600 into the run's private directory."""
@@ -104,6 +123,12 @@ def render_values(ctx: RunContext, cluster: ClusterEndpoint) -> RenderedStack:
             observed="\n    " + "\n    ".join(map(str, rendered.errors)),
             hint="fix the values as each line says",
         )
+    first = first_installed(ctx).get(ctx.stack.cilium[0])
+    compat = upgrade_compatibility(first, ctx.stack.cilium[1].version)
+    if compat is not None and ctx.stack.cilium[0] in rendered.values:
+        # Cilium's upgrade guide: keep the defaults of the version first installed on this cluster.
+        rendered.values[ctx.stack.cilium[0]] = {**rendered.values[ctx.stack.cilium[0]], "upgradeCompatibility": compat}
+        get_run_logger().info("cilium first installed at %s: upgradeCompatibility %s", first, compat)
     for name, values in rendered.values.items():
         write_private(Path(ctx.values_file(name)), dump_yaml(values))
     get_run_logger().info("rendered values for %s (k8sServiceHost=%s)", ", ".join(rendered.values), cluster.host)

@@ -1,0 +1,209 @@
+"""Upgrade tasks: what the cluster runs (versions, the previous deployed revision, the install record), Cilium's
+pre-flight image pre-pull, the hop itself with its rollouts and verification, and the automatic rollback."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from prefect import get_run_logger
+
+from tasks import helm_argv, readiness, upgrade_plan
+from tasks.errors import EksCiliumError, PermanentError, ReleaseNotFound
+from tasks.model import Stack
+from tasks.names import CILIUM_AGENT_DAEMONSET, INSTALL_RECORD, KUBE_SYSTEM, PREFLIGHT_DAEMONSET, PREFLIGHT_RELEASE
+from tasks.render import RenderedStack, dump_yaml, write_private
+from tasks.results import LiveRelease, Verification
+from tasks.steps.releases import install_release, live_release
+from tasks.steps.report import verify_stack
+from tasks.steps.runtime import RunContext, sense, sensor, step
+from tasks.steps.threads import map_in_threads
+from tasks.steps.workloads import check_workload
+
+
+class UpgradeRefused(PermanentError):
+    """The plan has hops Cilium's upgrade guide does not allow; nothing was changed."""
+
+
+class UpgradeRolledBack(PermanentError):
+    """A release failed its verification after the upgrade and was rolled back to its previous revision."""
+
+
+@dataclass(frozen=True)
+class ReleaseState:
+    """What the cluster runs for one release, for planning and rolling back."""
+
+    live: LiveRelease | None
+    previous_revision: int | None = None
+    previous_version: str | None = None
+
+
+def read_release_states(ctx: RunContext) -> dict[str, ReleaseState]:
+    """Each enabled release's live record and its previous deployed revision (helm history), read at once."""
+    names = [n for n, r in ctx.stack.releases.items() if r.enabled]
+
+    def read(name: str) -> ReleaseState:
+        rel = ctx.stack.releases[name]
+        live = live_release(ctx, name, rel)
+        if live is None:
+            return ReleaseState(None)
+        try:
+            history = ctx.helm().run_json(
+                helm_argv.history(ctx.helm_binary, name, rel.namespace, ctx.kubeconfig), what=f"history of {name}"
+            )
+        except ReleaseNotFound:
+            history = []
+        found = upgrade_plan.previous_deployed(history or [], live.revision)
+        return ReleaseState(live, *(found or (None, None)))
+
+    return dict(zip(names, map_in_threads(read, names, name="upgrade-read"), strict=True))
+
+
+@step("record_install")
+def record_install(ctx: RunContext, versions: dict[str, str]) -> dict[str, str]:
+    """Record the chart version each release was first installed with (kept once written): the upgrade's
+    `upgradeCompatibility` comes from here. Returns the record."""
+    with ctx.kube() as kube:
+        current = kube.get("ConfigMap", KUBE_SYSTEM, INSTALL_RECORD)
+        known = dict((current or {}).get("data") or {})
+        missing = {k: v for k, v in versions.items() if k not in known}
+        if missing:
+            kube.merge_config_map(KUBE_SYSTEM, INSTALL_RECORD, missing)
+            get_run_logger().info(
+                "recorded first-installed versions in ConfigMap %s/%s: %s",
+                KUBE_SYSTEM,
+                INSTALL_RECORD,
+                ", ".join(f"{k} {v}" for k, v in missing.items()),
+            )
+    return {**known, **missing}
+
+
+@sensor("wait_for_preflight_pull")
+def wait_for_preflight_pull(ctx: RunContext) -> str:
+    """Cilium's pre-flight DaemonSet ready on as many nodes as the agents run on: the new images are pulled."""
+    with ctx.kube() as kube:
+        agents = kube.get("DaemonSet", KUBE_SYSTEM, CILIUM_AGENT_DAEMONSET) or {}
+        nodes = int((agents.get("status") or {}).get("desiredNumberScheduled") or 0)
+
+        def probe() -> readiness.Verdict:
+            return readiness.daemonset(kube.get("DaemonSet", KUBE_SYSTEM, PREFLIGHT_DAEMONSET), expected_nodes=nodes)
+
+        verdict = sense(
+            ctx,
+            probe=probe,
+            what=f"pre-flight DaemonSet {KUBE_SYSTEM}/{PREFLIGHT_DAEMONSET} (image pre-pull on {nodes} nodes)",
+            timeout=ctx.options.timeouts.rollout,
+            hint="the new Cilium image cannot be pulled on some node: see the pods' events; nothing was upgraded",
+        )
+    return verdict.summary
+
+
+@step("prepull_cilium_images")
+def prepull_cilium_images(ctx: RunContext, release: str, rendered: RenderedStack) -> str:
+    """The upgrade guide's pre-flight check: install the chart in pre-flight mode (its DaemonSet pulls the new agent
+    image on every node), wait until it is ready where the agents run, remove it. Removed on failure too."""
+    rel = ctx.stack.releases[release]
+    values_file = ctx.values_file(PREFLIGHT_RELEASE)
+    write_private(Path(values_file), dump_yaml(upgrade_plan.preflight_values(rendered.values[release])))
+    helm = ctx.helm()
+    argv = helm_argv.upgrade_install(
+        ctx.helm_binary,
+        PREFLIGHT_RELEASE,
+        rel.chart,
+        rel.version,
+        KUBE_SYSTEM,
+        values_file,
+        timeout_seconds=rel.timeout_seconds,
+        kubeconfig=ctx.kubeconfig,
+    )
+    logger = get_run_logger()
+    logger.info("pre-pull: %s", helm_argv.shell_line(argv))
+    try:
+        helm.run(argv, what=f"install the pre-flight release {PREFLIGHT_RELEASE}", timeout=rel.timeout_seconds + 60)
+        summary = wait_for_preflight_pull(ctx)
+    finally:
+        remove = helm_argv.uninstall(
+            ctx.helm_binary, PREFLIGHT_RELEASE, KUBE_SYSTEM, timeout_seconds=120, kubeconfig=ctx.kubeconfig
+        )
+        with contextlib.suppress(ReleaseNotFound):  # the install itself may have failed before creating it
+            helm.run(remove, what=f"remove the pre-flight release {PREFLIGHT_RELEASE}", timeout=180)
+    logger.info("pre-pull done (%s); pre-flight release removed", summary)
+    return summary
+
+
+@step("rollback_release")
+def rollback_release(ctx: RunContext, release: str, revision: int) -> str:
+    """`helm rollback` to the previous deployed revision."""
+    rel = ctx.stack.releases[release]
+    argv = helm_argv.rollback(
+        ctx.helm_binary,
+        release,
+        rel.namespace,
+        revision,
+        timeout_seconds=rel.timeout_seconds,
+        kubeconfig=ctx.kubeconfig,
+    )
+    get_run_logger().warning("rolling back: %s", helm_argv.shell_line(argv))
+    ctx.helm().run(argv, what=f"roll back release {release} to revision {revision}", timeout=rel.timeout_seconds + 60)
+    return f"release {release}: rolled back to revision {revision}"
+
+
+def _rollouts(ctx: RunContext, release: str, rendered: RenderedStack) -> list[EksCiliumError]:
+    """Every workload of the release watched by its sensor; the failures (all are watched)."""
+    failures: list[EksCiliumError] = []
+    for w in ctx.stack.releases[release].workloads:
+        try:
+            check_workload(ctx, release, w.role, rendered.nodegroup.desired_size)
+        except EksCiliumError as e:
+            failures.append(e)
+    return failures
+
+
+def _failed_rows(report: Verification) -> list[str]:
+    return [f"{c.name}: expected {c.expected}, observed {c.observed}" for c in report.checks if not c.ok]
+
+
+def run_hop(ctx: RunContext, hop: upgrade_plan.Hop, rendered: RenderedStack, state: ReleaseState) -> dict[str, Any]:
+    """One release's hop: pre-pull (Cilium), upgrade, rollouts, verification; on failure roll back, wait, verify
+    again and raise UpgradeRolledBack naming what failed. Returns the hop's record."""
+    logger = get_run_logger()
+    done: list[str] = []
+    if hop.prepull:
+        done.append(f"pre-pull: {prepull_cilium_images(ctx, hop.release, rendered)}")
+    outcome = install_release(ctx, hop.release, rendered)
+    done.append(f"release {hop.release}: {outcome.action.value} to {hop.to_version} (revision {outcome.revision})")
+    failures = _rollouts(ctx, hop.release, rendered)
+    report = verify_stack(ctx, rendered)
+    failed = [e.what for e in failures] + _failed_rows(report)
+    if not failed:
+        logger.info("hop %s: verified", hop)
+        return {"hop": hop.as_dict(), "ok": True, "done": done}
+    revision = state.previous_revision if hop.kind is upgrade_plan.HopKind.downgrade else None
+    revision = revision or (state.live.revision if state.live is not None else None)
+    if revision is None:
+        raise failures[0] if failures else PermanentError(f"{hop}: verification failed", observed="; ".join(failed))
+    done.append(rollback_release(ctx, hop.release, revision))
+    before = _stack_at(ctx.stack, hop.release, hop.from_version)
+    back = dataclasses.replace(ctx, stack=before)
+    after_failures = _rollouts(back, hop.release, rendered)
+    after = verify_stack(back, rendered)
+    recovered = not after_failures and after.ok
+    raise UpgradeRolledBack(
+        f"upgrade of {hop.release} to {hop.to_version} failed its verification and was rolled back to revision "
+        f"{revision} ({hop.from_version})" + ("" if recovered else "; the rolled-back release is NOT healthy either"),
+        observed="; ".join(failed),
+        hint="fix the cause (the failed checks above), then run the upgrade again"
+        if recovered
+        else "inspect the release by hand: " + "; ".join([e.what for e in after_failures] + _failed_rows(after)),
+    )
+
+
+def _stack_at(stack: Stack, release: str, version: str | None) -> Stack:
+    """The stack with one release at another version (what verification expects after a rollback)."""
+    if version is None:
+        return stack
+    rel = stack.releases[release].model_copy(update={"version": version})
+    return stack.model_copy(update={"releases": {**stack.releases, release: rel}})
