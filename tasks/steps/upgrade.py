@@ -173,18 +173,26 @@ def run_hop(ctx: RunContext, hop: upgrade_plan.Hop, rendered: RenderedStack, sta
     done: list[str] = []
     if hop.prepull:
         done.append(f"pre-pull: {prepull_cilium_images(ctx, hop.release, rendered)}")
-    outcome = install_release(ctx, hop.release, rendered)
-    done.append(f"release {hop.release}: {outcome.action.value} to {hop.to_version} (revision {outcome.revision})")
-    failures = _rollouts(ctx, hop.release, rendered)
-    report = verify_stack(ctx, rendered)
-    failed = [e.what for e in failures] + _failed_rows(report)
+    try:
+        outcome = install_release(ctx, hop.release, rendered)
+    except EksCiliumError as e:
+        # helm's own wait failed (e.g. a post-upgrade hook that needs Ready nodes while the new agents crash):
+        # the release is left failed; the rollback below restores the previous revision.
+        failed = [f"{e.what}: {e.observed or ''}".strip(": ")]
+        done.append(f"release {hop.release}: upgrade to {hop.to_version} FAILED ({e.what})")
+    else:
+        done.append(f"release {hop.release}: {outcome.action.value} to {hop.to_version} (revision {outcome.revision})")
+        failures = _rollouts(ctx, hop.release, rendered)
+        failed = [e.what for e in failures] + _failed_rows(verify_stack(ctx, rendered))
     if not failed:
         logger.info("hop %s: verified", hop)
         return {"hop": hop.as_dict(), "ok": True, "done": done}
     revision = state.previous_revision if hop.kind is upgrade_plan.HopKind.downgrade else None
     revision = revision or (state.live.revision if state.live is not None else None)
     if revision is None:
-        raise failures[0] if failures else PermanentError(f"{hop}: verification failed", observed="; ".join(failed))
+        raise PermanentError(
+            f"{hop}: failed and there is no previous revision to roll back to", observed="; ".join(failed)
+        )
     done.append(rollback_release(ctx, hop.release, revision))
     before = _stack_at(ctx.stack, hop.release, hop.from_version)
     back = dataclasses.replace(ctx, stack=before)
