@@ -44,6 +44,7 @@ from tasks.steps.lock import cluster_lock
 from tasks.steps.nodegroup import wait_for_nodes_count
 from tasks.steps.releases import install_release
 from tasks.steps.runtime import RunContext, artifact_key, cleanup_context, prepare_context
+from tasks.steps.upgrade import upgrade_releases
 from tasks.steps.workloads import check_workload
 
 DRIFT_EVENT = "eks-cilium.drift.detected"
@@ -174,8 +175,15 @@ def repair(
         scale_nodegroup(ctx, rendered)
         wait_for_nodes_count(ctx, rendered)
         done.append("nodegroup scaled back")
+    upgrades = [n for n in ctx.stack.releases if drift.UpgradeRelease(n) in wanted]
+    if upgrades:
+        add_chart_repository(ctx)
+        try:
+            done += upgrade_releases(ctx, rendered, upgrades)
+        except EksCiliumError as e:
+            return [*done, f"upgrade: FAILED ({e.what})"], [e]
     # Several checks may name one release (its values, its objects, the cluster identity): one upgrade each.
-    releases = {r.release for r in wanted if isinstance(r, drift.ReinstallRelease)}
+    releases = {r.release for r in wanted if isinstance(r, drift.ReinstallRelease)} - set(upgrades)
     restarted: set[str] = set()
     failures = _reinstall(ctx, rendered, [n for n in ctx.stack.releases if n in releases], done, restarted)
     for r in wanted:

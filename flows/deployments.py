@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-PROJECT_FLOWS = ("install-stack", "check-drift", "fleet", "teardown-stack")
+PROJECT_FLOWS = ("install-stack", "check-drift", "fleet", "upgrade-stack", "teardown-stack")
 
 
 def strict_schema(schema: dict[str, Any]) -> dict[str, Any]:

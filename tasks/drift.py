@@ -34,6 +34,16 @@ class ReinstallRelease:
 
 
 @dataclass(frozen=True)
+class UpgradeRelease:
+    """The release runs another chart version: the upgrade path (plan, pre-pull, verification, rollback)."""
+
+    release: str
+
+    def __str__(self) -> str:
+        return f"upgrade:{self.release}"
+
+
+@dataclass(frozen=True)
 class ScaleNodegroup:
     """Set the nodegroup's scaling back to the desired sizes and wait for the nodes."""
 
@@ -60,7 +70,7 @@ class RestartAgents:
 
 
 # What repairs a drifted check (str() is its name in the JSON report).
-RepairAction = ReinstallRelease | ScaleNodegroup | RemoveConflictingDaemonSets | RestartAgents
+RepairAction = ReinstallRelease | UpgradeRelease | ScaleNodegroup | RemoveConflictingDaemonSets | RestartAgents
 
 
 @dataclass(frozen=True)
@@ -102,9 +112,12 @@ def release_drift(name: str, version: str, live: LiveRelease | None, desired: di
     version_diffs = [] if live.runs(version) else [f"chart version: live {live.version} -> desired {version}"]
     value_diffs = [str(d) for d in diff_values(live.config, desired)]
     diffs = version_diffs + value_diffs
-    repair = ReinstallRelease(name)
+    repair: RepairAction = ReinstallRelease(name)
     if not live.deployed:
         return DriftItem(check, BROKEN, f"status {live.status} (revision {live.revision})", diffs, repair)
+    if version_diffs:
+        # Another chart version is an upgrade (or a downgrade): the upgrade path decides whether and how.
+        repair = UpgradeRelease(name)
     if diffs:
         return DriftItem(check, DRIFTED, f"{len(diffs)} difference(s) from the desired chart and values", diffs, repair)
     return DriftItem(check, OK, f"deployed, chart {live.version}, values as desired (revision {live.revision})")

@@ -9,7 +9,7 @@ from typing import Any
 from flows.cli import render, runs, sandbox
 from tasks.render import DEFAULT_CONFIG_DIR
 
-DESCRIPTION = "The `eks-cilium` command line: render, install, drift and the local sandbox."
+DESCRIPTION = "The `eks-cilium` command line: render, install, drift, upgrade and the local sandbox."
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -128,6 +128,17 @@ def _register_runs(sub: Any) -> None:
         "check the running local sandbox",
         ("--repair", "re-run the affected install steps, then report again"),
         runs.cmd_drift,
+    )
+    up = _flow_command(
+        sub,
+        "upgrade",
+        "run the upgrade flow (upgrade_stack): one minor at a time, pre-pulled images, automatic rollback",
+        "upgrade the running local sandbox",
+        ("--dry-run", "print the upgrade plan (or why it is refused); change nothing"),
+        runs.cmd_upgrade,
+    )
+    up.add_argument(
+        "--allow-downgrade", action="store_true", help="allow going back to the previous deployed revision's chart"
     )
 
     # The operators' way out of a cluster lock whose holder is gone for good.

@@ -77,6 +77,22 @@ def print_drift(result: dict[str, Any], output: str) -> None:
         print(s["sentence"])
 
 
+def print_upgrade(result: dict[str, Any], output: str) -> None:
+    if output == "json":
+        _print_json(result)
+        return
+    suffix = " - dry run, nothing changed" if result.get("dry_run") else ""
+    print(f"Upgrade plan for {result['cluster']} ({result['region']}){suffix}:")
+    for i, h in enumerate(result["plan"]["hops"], 1):
+        prepull = ", pre-pull images first" if h["prepull"] else ""
+        print(f"  {i}. {h['release']:<18} {h['from'] or 'not installed':>14} -> {h['to']:<10} {h['kind']}{prepull}")
+    for hop in result.get("hops", []):
+        for d in hop["done"]:
+            print(f"  - {d}")
+    if result.get("rolled_back"):
+        print(f"ROLLED BACK: {result['rolled_back']['release']} (see the error below)")
+
+
 def _print_plan(result: dict[str, Any]) -> None:
     print(
         f"Plan for {result['cluster']} ({result['region']}), endpoint {result['endpoint']} - dry run, nothing changed:"

@@ -1,4 +1,5 @@
-"""The commands that run a flow or touch the cluster: `install`, `drift` (report or `--repair`) and `unlock`.
+"""The commands that run a flow or touch the cluster: `install`, `drift` (report or `--repair`), `upgrade` and
+`unlock`.
 
 Each loads the stack (from CONFIG_DIR or `--stack`, pointed at the sandbox with `--sandbox`), runs the flow in
 a worker thread that Ctrl-C can stop (flows.cli.interrupt), and prints the result even when a step failed.
@@ -12,7 +13,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from flows.cli.interrupt import run_interruptibly
-from flows.cli.render import print_drift, print_result
+from flows.cli.render import print_drift, print_result, print_upgrade
 from flows.cli.sandbox import StackPatch, sandbox_session
 from tasks.errors import ConfigError, EksCiliumError
 
@@ -91,6 +92,23 @@ def cmd_drift(args: argparse.Namespace) -> int:
         raise
     print_drift(result, args.output)
     return 0 if result["summary"]["clean"] else 3
+
+
+def cmd_upgrade(args: argparse.Namespace) -> int:
+    from flows.upgrade_stack import run_upgrade
+
+    try:
+        with _flow_inputs(args, start=False, dry_run=args.dry_run) as (stack, options):
+            result = run_interruptibly(
+                lambda: run_upgrade(stack, options, allow_downgrade=args.allow_downgrade),
+                f"upgrade of {stack.cluster.name} ({stack.cluster.region})",
+            )
+    except EksCiliumError as e:
+        if e.report is not None:  # a hop failed and was rolled back: what was done still comes out
+            print_upgrade(e.report, args.output)
+        raise
+    print_upgrade(result, args.output)
+    return 0 if result.get("ok") else 1
 
 
 def cmd_unlock(args: argparse.Namespace) -> int:

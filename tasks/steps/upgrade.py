@@ -215,3 +215,30 @@ def _stack_at(stack: Stack, release: str, version: str | None) -> Stack:
         return stack
     rel = stack.releases[release].model_copy(update={"version": version})
     return stack.model_copy(update={"releases": {**stack.releases, release: rel}})
+
+
+def upgrade_releases(ctx: RunContext, rendered: RenderedStack, names: list[str]) -> list[str]:
+    """The upgrade path for releases a drift repair found on another chart version: each planned on its own (a
+    refusal raises UpgradeRefused before that release changes), in the guide's order. Going back is allowed to the
+    previous deployed revision's chart only: that undoes an out-of-band upgrade. Returns what was done."""
+    states = read_release_states(ctx)
+    done: list[str] = []
+    order = list(upgrade_plan.ORDER)
+    for name in sorted(names, key=lambda n: order.index(ctx.stack.releases[n].component)):
+        rel, state = ctx.stack.releases[name], states[name]
+        verdict = upgrade_plan.plan_release(
+            name,
+            rel.component,
+            state.live.version if state.live is not None else None,
+            rel.version,
+            previous=state.previous_version,
+            allow_downgrade=True,
+        )
+        if isinstance(verdict, str):
+            raise UpgradeRefused(
+                f"release {name} is on another chart version and may not be upgraded to it directly",
+                observed=verdict,
+                hint="change the version in the stack as the message says, or run upgrade-stack",
+            )
+        done += run_hop(ctx, verdict, rendered, state)["done"]
+    return done

@@ -7,6 +7,7 @@ import json
 import time
 
 import pytest
+import yaml
 
 from flows.install_stack import run_install
 from flows.upgrade_stack import run_upgrade
@@ -82,12 +83,29 @@ def test_a_minor_upgrade_keeps_the_first_installed_version_s_defaults(sandbox, p
     assert report["summary"]["clean"] is True, report["summary"]["problems"]
 
 
-def test_a_skipped_minor_is_refused_before_any_change(sandbox, prefect_harness):
+def test_a_skipped_minor_is_refused_before_any_change(sandbox, prefect_harness, monkeypatch, tmp_path, capsys):
     assert run_install(stack_at(sandbox, "1.17.18"), options())["ok"]
     since = time.time()
     with pytest.raises(UpgradeRefused, match="nothing was changed") as e:
         run_upgrade(stack_at(sandbox, "1.19.0"), options())
     assert "upgrade to the latest 1.18 patch first" in str(e.value)
+    assert mutations(sandbox, since) == []
+
+    # The CLI: `eks-cilium upgrade --dry-run` prints the plan; the refused one exits 1 with the reason.
+    from flows.cli import main
+
+    monkeypatch.setattr("flows.cli.sandbox.DEFAULT_STATE", tmp_path / "no-state")
+    for version, code in (("1.18.4", 0), ("1.19.0", 1)):
+        stack_file = tmp_path / f"stack-{version}.yaml"
+        stack_file.write_text(yaml.safe_dump(json.loads(stack_at(sandbox, version).model_dump_json())))
+        capsys.readouterr()
+        argv = ["upgrade", "--stack", str(stack_file), "--config-dir", str(CONFIGS), "--dry-run"]
+        assert main(argv) == code
+        out = capsys.readouterr()
+        if code == 0:
+            assert "cilium" in out.out and "1.17.18 -> 1.18.4" in out.out and "minor, pre-pull images first" in out.out
+        else:
+            assert "skips 1.18" in out.err
     assert mutations(sandbox, since) == []
 
 

@@ -67,15 +67,17 @@ def test_plan_markdown_lists_every_step_and_the_changes():
     [
         (None, drift.ReinstallRelease("r")),
         (LiveRelease("deployed", "1.0.0", 2, {"a": 2}), drift.ReinstallRelease("r")),
-        (LiveRelease("deployed", "0.9.0", 2, {"a": 2}), drift.ReinstallRelease("r")),
+        (LiveRelease("deployed", "0.9.0", 2, {"a": 2}), drift.UpgradeRelease("r")),  # the upgrade path decides
         (LiveRelease("failed", "1.0.0", 2, {"a": 1}), drift.ReinstallRelease("r")),
         (LiveRelease("deployed", "1.0.0", 2, {"a": 1}), None),
     ],
 )
-def test_a_drifted_or_broken_release_asks_for_a_reinstall(live_release, repair):
+def test_a_drifted_or_broken_release_asks_for_a_reinstall_and_another_chart_version_for_an_upgrade(
+    live_release, repair
+):
     item = drift.release_drift("r", "1.0.0", live_release, {"a": 1})
     assert item.repair == repair
-    assert item.as_dict()["repair"] == (None if repair is None else "release:r")
+    assert item.as_dict()["repair"] == (None if repair is None else str(repair))
 
 
 CONFIG = {"enable-hubble": "true"}
