@@ -12,17 +12,15 @@ import datetime
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
-import urllib3.exceptions
 from kubernetes import client, config
-from kubernetes.client.exceptions import ApiException
 
+from tasks.adapters.kube_calls import TIMEOUT, Conflict, _call
+
+__all__ = ["Conflict", "Kube", "warm_up"]  # Conflict is part of this adapter's interface
 from tasks.adapters.kube_objects import ObjectsApi
-from tasks.errors import PermanentError, TransientError
 
-T = TypeVar("T")
-TIMEOUT = (5, 30)  # connect, read
 _API_CLASSES = (
     "CoreV1Api",
     "AppsV1Api",
@@ -37,69 +35,12 @@ _API_CLASSES = (
 LEASE_GROUP, LEASE_VERSION, LEASES = "coordination.k8s.io", "v1", "leases"
 
 
-class Conflict(PermanentError):
-    """HTTP 409: `reason` is AlreadyExists (a create lost to an existing object) or Conflict (the resourceVersion
-    or UID sent as a precondition is no longer the object's: someone else changed it first). Re-read and decide."""
-
-    def __init__(self, what: str, *, reason: str, observed: str) -> None:
-        self.reason = reason
-        super().__init__(what, observed=observed)
-
-
 def warm_up() -> None:
     """Import the client's API modules in the background. kubernetes 37 loads them lazily and the first client of
     a process pays ~1.5 s of imports; a flow starts this while it waits for AWS, so its first cluster call doesn't."""
     threading.Thread(
         target=lambda: [getattr(client, name) for name in _API_CLASSES], name="kube-warm-up", daemon=True
     ).start()
-
-
-def _status_reason(text: str) -> str:
-    """The `reason` of a Kubernetes Status body (AlreadyExists, Conflict, ...), or "" when the body is not one."""
-    import json
-
-    try:
-        body = json.loads(text)
-    except ValueError:
-        return ""
-    return str(body.get("reason") or "") if isinstance(body, dict) else ""
-
-
-def _call(what: str, fn: Callable[[], T], *, missing_ok: bool = False, conflict_ok: bool = False) -> T | None:
-    try:
-        return fn()
-    except ApiException as e:
-        if e.status == 404 and missing_ok:
-            return None
-        body = e.body or b""
-        text = body.decode(errors="replace") if isinstance(body, bytes) else str(body)
-        observed = f"HTTP {e.status} {e.reason}: {text[:500]}"
-        if e.status == 409 and conflict_ok:
-            raise Conflict(f"{what}: conflict", reason=_status_reason(text) or "Conflict", observed=observed) from None
-        if e.status == 429 or (e.status or 0) >= 500:
-            raise TransientError(
-                f"{what}: the Kubernetes API is busy or failing", observed=observed, hint="retried automatically"
-            ) from None
-        if e.status == 401:
-            raise PermanentError(
-                f"{what}: the Kubernetes API rejected our credentials",
-                observed=observed,
-                hint="give this IAM principal an EKS access entry with AmazonEKSClusterAdminPolicy "
-                "(or an aws-auth mapping); see README, 'Permissions'",
-            ) from None
-        if e.status == 403:
-            raise PermanentError(
-                f"{what}: forbidden",
-                observed=observed,
-                hint="the caller needs cluster-admin rights (EKS access policy AmazonEKSClusterAdminPolicy)",
-            ) from None
-        raise PermanentError(f"{what}: rejected by the Kubernetes API", observed=observed) from None
-    except (urllib3.exceptions.HTTPError, OSError) as e:
-        raise TransientError(
-            f"{what}: could not reach the Kubernetes API",
-            observed=str(e)[:500],
-            hint="retried automatically; check that the endpoint is reachable from here",
-        ) from None
 
 
 _SHARED: dict[str, Kube] = {}
