@@ -21,6 +21,7 @@ from tasks.steps.access import discover_endpoint, prepare_cluster_access, render
 from tasks.steps.lock import cluster_lock
 from tasks.steps.releases import live_release
 from tasks.steps.runtime import RunContext, artifact_key, cleanup_context, prepare_context, sense, step
+from tasks.steps.upgrade import remove_install_record
 
 
 @dataclass(frozen=True)
@@ -160,6 +161,7 @@ def teardown_stack(confirm: str, stack: Stack | None = None, options: RunOptions
             done = [
                 uninstall_release(ctx, s.name) if s.kind == "release" else delete_nodegroup(ctx, s.name) for s in order
             ]
+            done.append(remove_install_record(ctx))
         get_run_logger().info("teardown of %s: %s", stack.cluster.name, "; ".join(done))
         return {"cluster": stack.cluster.name, "region": stack.cluster.region, "dry_run": False, "actions": done}
     finally:

@@ -266,6 +266,15 @@ class Kube(ObjectsApi):
             )
             return self._dict(patched)
 
+    def delete_config_map(self, namespace: str, name: str) -> bool:
+        """False when there was nothing to delete."""
+        res = _call(
+            f"delete ConfigMap {namespace}/{name}",
+            lambda: self.core.delete_namespaced_config_map(name, namespace, _request_timeout=TIMEOUT),
+            missing_ok=True,
+        )
+        return res is not None
+
     def delete_daemonset(self, namespace: str, name: str) -> None:
         _call(
             f"delete DaemonSet {namespace}/{name}",

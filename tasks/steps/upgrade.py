@@ -81,6 +81,14 @@ def record_install(ctx: RunContext, versions: dict[str, str]) -> dict[str, str]:
     return {**known, **missing}
 
 
+@step("remove_install_record")
+def remove_install_record(ctx: RunContext) -> str:
+    """Teardown: the record goes with the releases (a new install starts a new history)."""
+    with ctx.kube() as kube:
+        removed = kube.delete_config_map(KUBE_SYSTEM, INSTALL_RECORD)
+    return f"install record {KUBE_SYSTEM}/{INSTALL_RECORD}: {'removed' if removed else 'absent'}"
+
+
 @sensor("wait_for_preflight_pull")
 def wait_for_preflight_pull(ctx: RunContext) -> str:
     """Cilium's pre-flight DaemonSet ready on as many nodes as the agents run on: the new images are pulled."""

@@ -134,6 +134,7 @@ def test_out_of_band_changes_are_reported_repair_converges_and_teardown_cleans_u
         "release tetragon: uninstalled",
         "nodegroup standard: deleted",
         "release cilium: uninstalled",
+        "install record kube-system/eks-cilium-install: removed",
     ]
     again = teardown_stack(confirm=CLUSTER, stack=stack_for(sb), options=options())
     assert all(a.endswith(": absent") for a in again["actions"]), again["actions"]
