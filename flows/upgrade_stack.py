@@ -23,7 +23,7 @@ from flows.check_drift import cluster_label, cluster_resource
 from flows.install_stack import PROJECT_ROOT, resolve_stack
 from tasks import upgrade_plan
 from tasks.adapters import kube as kube_adapter
-from tasks.model import Stack
+from tasks.model import Component, Stack
 from tasks.options import DEFAULT_OPTIONS, RunOptions
 from tasks.steps.access import (
     add_chart_repository,
@@ -40,6 +40,7 @@ from tasks.steps.upgrade import (
     UpgradeRolledBack,
     read_release_states,
     record_install,
+    require_ready,
     run_hop,
 )
 
@@ -115,6 +116,9 @@ def _upgrade(
         rendered = render_values(ctx, cluster)
         add_chart_repository(ctx)
         for hop in plan.changes:
+            if hop.component is Component.cilium:
+                # The DNS proxy HA must serve while the agents restart: ready before they roll, whether it moved.
+                require_ready(ctx, Component.dnsproxy, rendered)
             try:
                 record = run_hop(ctx, hop, rendered, states[hop.release])
             except UpgradeRolledBack as e:

@@ -13,7 +13,7 @@ from prefect import get_run_logger
 
 from tasks import helm_argv, readiness, upgrade_plan
 from tasks.errors import EksCiliumError, PermanentError, ReleaseNotFound
-from tasks.model import Stack
+from tasks.model import Component, Stack
 from tasks.names import CILIUM_AGENT_DAEMONSET, INSTALL_RECORD, KUBE_SYSTEM, PREFLIGHT_DAEMONSET, PREFLIGHT_RELEASE
 from tasks.render import RenderedStack, dump_yaml, write_private
 from tasks.results import LiveRelease, Verification
@@ -99,12 +99,23 @@ def wait_for_preflight_pull(ctx: RunContext) -> str:
         def probe() -> readiness.Verdict:
             return readiness.daemonset(kube.get("DaemonSet", KUBE_SYSTEM, PREFLIGHT_DAEMONSET), expected_nodes=nodes)
 
+        def diagnose() -> list[str]:
+            pods = kube.list_pods(KUBE_SYSTEM, {"k8s-app": PREFLIGHT_DAEMONSET})
+            lines = readiness.pod_problems(pods) if pods else [f"no pods of DaemonSet {PREFLIGHT_DAEMONSET} yet"]
+            names = [PREFLIGHT_DAEMONSET] + [p["metadata"]["name"] for p in pods]
+            lines += [
+                f"event {e.get('type')} {e.get('reason')} {e['involvedObject'].get('name')}: {e.get('message')}"
+                for e in kube.list_events(KUBE_SYSTEM, names, limit=8)
+            ]
+            return lines
+
         verdict = sense(
             ctx,
             probe=probe,
             what=f"pre-flight DaemonSet {KUBE_SYSTEM}/{PREFLIGHT_DAEMONSET} (image pre-pull on {nodes} nodes)",
             timeout=ctx.options.timeouts.rollout,
             hint="the new Cilium image cannot be pulled on some node: see the pods' events; nothing was upgraded",
+            diagnose=diagnose,
         )
     return verdict.summary
 
@@ -168,6 +179,21 @@ def _rollouts(ctx: RunContext, release: str, rendered: RenderedStack) -> list[Ek
         except EksCiliumError as e:
             failures.append(e)
     return failures
+
+
+def require_ready(ctx: RunContext, component: Component, rendered: RenderedStack) -> None:
+    """The component's workloads rolled out (sensors), or the upgrade stops here, before the next hop changes
+    anything."""
+    found = ctx.stack.release_for(component)
+    if found is None or not found[1].enabled:
+        return
+    failures = _rollouts(ctx, found[0], rendered)
+    if failures:
+        raise PermanentError(
+            f"release {found[0]} is not ready, and the next hop needs it; nothing more was upgraded",
+            observed="; ".join(e.what for e in failures),
+            hint="fix it first (see its pods' events), then run the upgrade again",
+        )
 
 
 def _failed_rows(report: Verification) -> list[str]:
