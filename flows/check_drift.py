@@ -176,16 +176,23 @@ def repair(
         wait_for_nodes_count(ctx, rendered)
         done.append("nodegroup scaled back")
     upgrades = [n for n in ctx.stack.releases if drift.UpgradeRelease(n) in wanted]
-    if upgrades:
+    # Several checks may name one release (its values, its objects, the cluster identity): one upgrade each.
+    releases = [n for n in ctx.stack.releases if drift.ReinstallRelease(n) in wanted and n not in upgrades]
+    restarted: set[str] = set()
+    cni = ctx.stack.cilium[0]
+    # Cilium first when it is reinstalled: every other release needs a working CNI, an upgrade's hops too.
+    failures = _reinstall(ctx, rendered, [n for n in releases if n == cni], done, restarted)
+    if upgrades and not failures:
         add_chart_repository(ctx)
         try:
-            done += upgrade_releases(ctx, rendered, upgrades)
+            upgrade_done, upgraded = upgrade_releases(ctx, rendered, upgrades)
+            done += upgrade_done
+            restarted |= {n for n in upgraded if n == cni}  # an upgrade rolls the agents
         except EksCiliumError as e:
-            return [*done, f"upgrade: FAILED ({e.what})"], [e]
-    # Several checks may name one release (its values, its objects, the cluster identity): one upgrade each.
-    releases = {r.release for r in wanted if isinstance(r, drift.ReinstallRelease)} - set(upgrades)
-    restarted: set[str] = set()
-    failures = _reinstall(ctx, rendered, [n for n in ctx.stack.releases if n in releases], done, restarted)
+            failures.append(e)
+            done.append(f"upgrade: FAILED ({e.what})")
+    if not failures or cni not in releases:
+        failures += _reinstall(ctx, rendered, [n for n in releases if n != cni], done, restarted)
     for r in wanted:
         # The agents run without part of cilium-config: restart them (unless the reinstall just did) and wait.
         if isinstance(r, drift.RestartAgents) and r.release not in restarted and not failures:
@@ -228,6 +235,8 @@ def _reinstall(
                 restart_agents(ctx, name)
                 restarted.add(name)
                 done.append(f"release {name}: agents restarted")
+            elif before[1] != after[1]:
+                restarted.add(name)  # their pod template changed: the DaemonSet rolls them itself
         for w in rel.workloads:
             if w.kind.value == "Job":
                 continue

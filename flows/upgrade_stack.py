@@ -13,6 +13,7 @@ artifacts.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from prefect import flow, get_run_logger
@@ -42,6 +43,7 @@ from tasks.steps.upgrade import (
     record_install,
     require_ready,
     run_hop,
+    stack_with,
 )
 
 UPGRADE_EVENT = "eks-cilium.upgrade"
@@ -112,15 +114,19 @@ def _upgrade(
     hops: list[dict[str, Any]] = []
     with cluster_lock(stack, ctx.kubeconfig, options.lock_wait_seconds):
         # A cluster installed before the record existed: what it runs now is the best knowledge of its first versions.
-        record_install(ctx, {n: s.live.version for n, s in states.items() if s.live is not None and s.live.version})
+        record_install(ctx, {n: s.first_version for n, s in states.items() if s.first_version})
         rendered = render_values(ctx, cluster)
         add_chart_repository(ctx)
+        # Each hop is verified against what the cluster should run by then: the hops done at their new versions,
+        # the ones still to come at the versions they run now.
+        versions = {h.release: h.from_version for h in plan.changes if h.from_version}
         for hop in plan.changes:
             if hop.component is Component.cilium:
                 # The DNS proxy HA must serve while the agents restart: ready before they roll, whether it moved.
                 require_ready(ctx, Component.dnsproxy, rendered)
+            versions[hop.release] = hop.to_version
             try:
-                record = run_hop(ctx, hop, rendered, states[hop.release])
+                record = run_hop(replace(ctx, stack=stack_with(stack, versions)), hop, rendered, states[hop.release])
             except UpgradeRolledBack as e:
                 _event(stack, "rolled-back", {"summary": str(e.what), "hop": hop.as_dict(), "failed": e.observed})
                 e.report = {**base, "ok": False, "hops": hops, "rolled_back": hop.as_dict(), "error": str(e)}

@@ -112,12 +112,10 @@ def release_drift(name: str, version: str, live: LiveRelease | None, desired: di
     version_diffs = [] if live.runs(version) else [f"chart version: live {live.version} -> desired {version}"]
     value_diffs = [str(d) for d in diff_values(live.config, desired)]
     diffs = version_diffs + value_diffs
-    repair: RepairAction = ReinstallRelease(name)
+    # Another chart version is an upgrade (or a downgrade), deployed or not: the upgrade path decides whether and how.
+    repair: RepairAction = UpgradeRelease(name) if version_diffs else ReinstallRelease(name)
     if not live.deployed:
         return DriftItem(check, BROKEN, f"status {live.status} (revision {live.revision})", diffs, repair)
-    if version_diffs:
-        # Another chart version is an upgrade (or a downgrade): the upgrade path decides whether and how.
-        repair = UpgradeRelease(name)
     if diffs:
         return DriftItem(check, DRIFTED, f"{len(diffs)} difference(s) from the desired chart and values", diffs, repair)
     return DriftItem(check, OK, f"deployed, chart {live.version}, values as desired (revision {live.revision})")
@@ -165,15 +163,26 @@ def metrics_port(config: dict[str, Any] | None) -> int | None:
 
 
 def config_delta(metrics: str) -> int | None:
-    """The value of the drift checker's gauge in a Prometheus text exposition; None when the agent has none."""
-    values = [
-        line.split()[-1]
-        for line in metrics.splitlines()
-        if line.startswith(DRIFT_METRIC) and line[len(DRIFT_METRIC) : len(DRIFT_METRIC) + 1] in (" ", "{")
-    ]
-    if not values:
-        return None
-    return int(sum(float(v) for v in values))
+    """The value of the drift checker's gauge in a Prometheus text exposition (summed over its series); None when
+    the agent has none or its value is not a number."""
+    total = 0.0
+    found = False
+    for line in metrics.splitlines():
+        if not line.startswith(DRIFT_METRIC) or line[len(DRIFT_METRIC) : len(DRIFT_METRIC) + 1] not in (" ", "{"):
+            continue
+        # `name{labels} value [timestamp]`: the value follows the labels (which may hold spaces).
+        rest = line[len(DRIFT_METRIC) :]
+        rest = rest[rest.index("}") + 1 :] if rest.startswith("{") and "}" in rest else rest
+        fields = rest.split()
+        try:
+            value = float(fields[0]) if fields else float("nan")
+        except ValueError:
+            return None
+        if value != value:  # NaN
+            return None
+        total += value
+        found = True
+    return int(total) if found else None
 
 
 def agent_config_drift(release: str, deltas: dict[str, int]) -> DriftItem:

@@ -251,7 +251,6 @@ class IgnoreRule:
         )
 
 
-POD_TEMPLATE_KINDS = "DaemonSet|Deployment|StatefulSet"
 # On by default, for every release (a stack adds its own per release, Flux-style).
 DEFAULT_RULES: tuple[IgnoreRule, ...] = (
     IgnoreRule(
@@ -289,11 +288,10 @@ def without(body: Mapping[str, Any], pointers: Iterable[str]) -> dict[str, Any]:
             if isinstance(cur, dict):
                 cur.pop(last, None)
             elif isinstance(cur, list) and last.isdigit() and int(last) < len(cur):
-                cur[int(last)] = _IGNORED
+                # An ignored list item compares as setting nothing; a named one keeps its name (lists match by it).
+                item = cur[int(last)]
+                cur[int(last)] = {"name": item["name"]} if isinstance(item, dict) and "name" in item else {}
     return out
-
-
-_IGNORED: Any = {}  # an ignored list item: compares as an empty map (nothing set)
 
 
 def _child(node: Any, key: str) -> Any:
@@ -336,9 +334,32 @@ def _hook_expected(o: RenderedObject) -> bool:
     policies = {p.strip() for p in str(notes.get("helm.sh/hook-delete-policy", "")).split(",")}
     if phases & {"test", "test-success", "test-failure"}:
         return False
-    if policies & {"hook-succeeded", "hook-failed"}:
+    if "hook-succeeded" in policies:  # (hook-failed: deleted only when it failed; a deployed release's stays)
         return False
     return not (o.kind == "Job" and (o.body.get("spec") or {}).get("ttlSecondsAfterFinished") is not None)
+
+
+def ignored_paths(o: RenderedObject, objects: Sequence[RenderedObject], rules: Sequence[IgnoreRule] = ()) -> list[str]:
+    """The JSON pointers of `o` that drift leaves out (and a repair does not apply): the defaults, the rules the
+    release's own objects imply, and `rules`."""
+    ref = ObjectRef(o.kind, o.namespace, o.name)
+    return [p for r in (*DEFAULT_RULES, *release_rules(objects), *rules) if r.selects(ref) for p in r.paths]
+
+
+def _digest(value: Any) -> str:
+    import hashlib
+
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    return f"<{len(text)} bytes, sha256 {hashlib.sha256(text.encode()).hexdigest()[:12]}>"
+
+
+def _redacted(row: FieldDrift) -> FieldDrift:
+    """A Secret's values never reach a report, an event or a log: a row shows their size and digest instead."""
+    if row.ref.kind != "Secret" or not row.path.startswith(("data", "stringData")):
+        return row
+    live = row.live if row.missing or row.live is None else _digest(row.live)
+    desired = None if row.desired is None else _digest(row.desired)
+    return FieldDrift(row.ref, row.path, live, desired, row.missing)
 
 
 def release_drift_rows(
@@ -346,15 +367,12 @@ def release_drift_rows(
 ) -> list[FieldDrift]:
     """Rows for every object a release renders (`live` holds what was found, by ref), less the noise: the default
     rules, the release's implied ones and `rules`. A hook is compared when it exists; when it is gone, it is drift
-    only if it should have stayed."""
-    every = [*DEFAULT_RULES, *release_rules(objects), *rules]
+    only if it should have stayed. Secret values are redacted."""
     out: list[FieldDrift] = []
     for o in objects:
-        ref = ObjectRef(o.kind, o.namespace, o.name)
-        found = live.get(ref)
+        found = live.get(ObjectRef(o.kind, o.namespace, o.name))
         if found is None and o.hook and not _hook_expected(o):
             continue
-        pointers = [p for r in every if r.selects(ref) for p in r.paths]
-        desired = without(_secret_data(dict(o.body)), pointers)
-        out.extend(object_drift(desired, found, o.namespace))
+        desired = without(_secret_data(dict(o.body)), ignored_paths(o, objects, rules))
+        out.extend(_redacted(r) for r in object_drift(desired, found, o.namespace))
     return out

@@ -184,6 +184,14 @@ def chart_version(history_chart: str) -> str | None:
     return m.group(1) if m else None
 
 
+def first_version(history: list[dict[str, Any]]) -> str | None:
+    """The chart version of the oldest revision in `helm history` (helm keeps the last 10 by default)."""
+    if not history:
+        return None
+    oldest = min(history, key=lambda h: int(h["revision"]))
+    return chart_version(str(oldest.get("chart") or ""))
+
+
 def previous_deployed(history: list[dict[str, Any]], current_revision: int | None) -> tuple[int, str] | None:
     """The revision before `current_revision` that was deployed (superseded now) and its chart version."""
     candidates = [
@@ -207,14 +215,15 @@ def preflight_values(desired: dict[str, Any]) -> dict[str, Any]:
     preflight: dict[str, Any] = {"enabled": True}
     image = desired.get("image")
     if isinstance(image, dict):
-        preflight["image"] = {k: image[k] for k in ("repository", "tag", "digest", "useDigest") if k in image}
+        keys = ("override", "repository", "tag", "digest", "useDigest", "pullPolicy")
+        preflight["image"] = {k: image[k] for k in keys if k in image}
     out: dict[str, Any] = {
         "preflight": preflight,
         "agent": False,
         "operator": {"enabled": False},
         "envoy": {"enabled": False},
     }
-    for key in ("k8sServiceHost", "k8sServicePort"):
+    for key in ("k8sServiceHost", "k8sServicePort", "imagePullSecrets"):
         if key in desired:
             out[key] = desired[key]
     return out

@@ -138,7 +138,8 @@ class Kube(ObjectsApi):
             response.read()
             return self.api.response_deserialize(response, {"200": "object", "201": "object"}).data
 
-        return _call(what, request, missing_ok=True)
+        # A missing object is an answer for a read; for a write (an apply) it is an error.
+        return _call(what, request, missing_ok=method == "GET")
 
     def pod_get(self, namespace: str, pod: str, port: int, path: str) -> str | None:
         """GET http://POD:PORT/PATH through the API server's pod proxy (e.g. an agent's /metrics); None on 404."""

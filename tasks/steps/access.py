@@ -111,6 +111,22 @@ def first_installed(ctx: RunContext, attempts: int = 4) -> dict[str, str]:
     return {}
 
 
+def apply_upgrade_compatibility(ctx: RunContext, rendered: RenderedStack, *, write: bool = True) -> str | None:
+    """Cilium's upgrade guide: keep the defaults of the version first installed on this cluster (its recorded
+    version), unless the values set `upgradeCompatibility` themselves. Rewrites the values file when `write`."""
+    name, rel = ctx.stack.cilium
+    if name not in rendered.values or "upgradeCompatibility" in rendered.values[name]:
+        return None
+    first = first_installed(ctx).get(name)
+    compat = upgrade_compatibility(first, rel.version)
+    if compat is not None:
+        rendered.values[name] = {**rendered.values[name], "upgradeCompatibility": compat}
+        get_run_logger().info("%s first installed at %s: upgradeCompatibility %s", name, first, compat)
+        if write:
+            write_private(Path(ctx.values_file(name)), dump_yaml(rendered.values[name]))
+    return compat
+
+
 @task(name="render_values", cache_policy=NO_CACHE)
 def render_values(ctx: RunContext, cluster: ClusterEndpoint) -> RenderedStack:
     """Values with the discovered endpoint, written 0600 into the run's private directory."""
@@ -123,12 +139,7 @@ def render_values(ctx: RunContext, cluster: ClusterEndpoint) -> RenderedStack:
             observed="\n    " + "\n    ".join(map(str, rendered.errors)),
             hint="fix the values as each line says",
         )
-    first = first_installed(ctx).get(ctx.stack.cilium[0])
-    compat = upgrade_compatibility(first, ctx.stack.cilium[1].version)
-    if compat is not None and ctx.stack.cilium[0] in rendered.values:
-        # Cilium's upgrade guide: keep the defaults of the version first installed on this cluster.
-        rendered.values[ctx.stack.cilium[0]] = {**rendered.values[ctx.stack.cilium[0]], "upgradeCompatibility": compat}
-        get_run_logger().info("cilium first installed at %s: upgradeCompatibility %s", first, compat)
+    apply_upgrade_compatibility(ctx, rendered, write=False)
     for name, values in rendered.values.items():
         write_private(Path(ctx.values_file(name)), dump_yaml(values))
     get_run_logger().info("rendered values for %s (k8sServiceHost=%s)", ", ".join(rendered.values), cluster.host)

@@ -15,7 +15,13 @@ from tasks.errors import EksCiliumError
 from tasks.manifest import RenderedObject, RenderedRelease
 from tasks.model import Release
 from tasks.names import KUBE_SYSTEM, node_nodegroup
-from tasks.object_drift import FieldDrift, IgnoreRule, ObjectRef, ref_of, release_drift_rows
+from tasks.object_drift import (
+    FieldDrift,
+    IgnoreRule,
+    ObjectRef,
+    ref_of,
+    release_drift_rows,
+)
 from tasks.preflight import CONFLICTING_DAEMONSETS
 from tasks.render import RenderedStack
 from tasks.results import LiveRelease, NodegroupAction, NodegroupOutcome
@@ -67,7 +73,7 @@ def _records(ctx: RunContext) -> dict[str, tuple[LiveRelease, RenderedRelease] |
     return dict(zip(names, found, strict=True))
 
 
-def agent_config_rows(kube: Kube, ctx: RunContext, config: dict[str, Any] | None) -> drift.DriftItem | None:
+def agent_config_item(kube: Kube, ctx: RunContext, config: dict[str, Any] | None) -> drift.DriftItem | None:
     """Cilium's config drift checker, read from every running agent's metrics; None (no row) when the agents do not
     expose it: the checker is off in cilium-config, or the metrics cannot be read (logged)."""
     name, rel = ctx.stack.cilium
@@ -85,7 +91,7 @@ def agent_config_rows(kube: Kube, ctx: RunContext, config: dict[str, Any] | None
     try:
         deltas = map_in_threads(read, pods, max_workers=8, name="drift-metrics")
     except EksCiliumError as e:
-        get_run_logger().info("the agents' %s could not be read (%s): no row", drift.DRIFT_METRIC, e.what)
+        get_run_logger().warning("the agents' %s could not be read (%s): no row", drift.DRIFT_METRIC, e.what)
         return None
     if not pods or any(d is None for d in deltas):
         get_run_logger().info("the agents do not expose %s: no row", drift.DRIFT_METRIC)
@@ -143,7 +149,7 @@ def observe_drift(ctx: RunContext, rendered: RenderedStack) -> list[drift.DriftI
             at = next(i for i, item in enumerate(items) if item.check == drift.release_check(name)) + 1
             items.insert(at, drift.objects_drift(name, rows, len(release.objects)))
         if stack.cilium[1].enabled and stack.cilium[0] in installed:
-            checker = agent_config_rows(kube, ctx, None if cilium_cm is None else cilium_cm.get("data"))
+            checker = agent_config_item(kube, ctx, None if cilium_cm is None else cilium_cm.get("data"))
             if checker is not None:
                 items.append(checker)
     if stack.cilium[1].enabled:

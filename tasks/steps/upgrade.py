@@ -39,6 +39,7 @@ class ReleaseState:
     live: LiveRelease | None
     previous_revision: int | None = None
     previous_version: str | None = None
+    first_version: str | None = None  # the oldest revision helm still keeps (its history is capped)
 
 
 def read_release_states(ctx: RunContext) -> dict[str, ReleaseState]:
@@ -57,7 +58,9 @@ def read_release_states(ctx: RunContext) -> dict[str, ReleaseState]:
         except ReleaseNotFound:
             history = []
         found = upgrade_plan.previous_deployed(history or [], live.revision)
-        return ReleaseState(live, *(found or (None, None)))
+        first = upgrade_plan.first_version(history or []) or live.version
+        previous_revision, previous_version = found or (None, None)
+        return ReleaseState(live, previous_revision, previous_version, first)
 
     return dict(zip(names, map_in_threads(read, names, name="upgrade-read"), strict=True))
 
@@ -92,8 +95,13 @@ def remove_install_record(ctx: RunContext) -> str:
 @sensor("wait_for_preflight_pull")
 def wait_for_preflight_pull(ctx: RunContext) -> str:
     """Cilium's pre-flight DaemonSet ready on as many nodes as the agents run on: the new images are pulled."""
+    rel = ctx.stack.cilium[1]
+    agent = rel.workload("agent")
+    where = (
+        ((agent.namespace or rel.namespace), agent.name) if agent is not None else (KUBE_SYSTEM, CILIUM_AGENT_DAEMONSET)
+    )
     with ctx.kube() as kube:
-        agents = kube.get("DaemonSet", KUBE_SYSTEM, CILIUM_AGENT_DAEMONSET) or {}
+        agents = kube.get("DaemonSet", *where) or {}
         nodes = int((agents.get("status") or {}).get("desiredNumberScheduled") or 0)
 
         def probe() -> readiness.Verdict:
@@ -196,83 +204,117 @@ def require_ready(ctx: RunContext, component: Component, rendered: RenderedStack
         )
 
 
-def _failed_rows(report: Verification) -> list[str]:
-    return [f"{c.name}: expected {c.expected}, observed {c.observed}" for c in report.checks if not c.ok]
+def _failed_rows(report: Verification, stack: Stack, release: str) -> list[str]:
+    """The failed rows that concern this release or the cluster as a whole (not another release's own rows: those
+    are that release's hop to judge)."""
+    others = {n for n, r in stack.releases.items() if r.enabled and n != release}
+    return [
+        f"{c.name}: expected {c.expected}, observed {c.observed}"
+        for c in report.checks
+        if not c.ok and c.name.split(":", 1)[0].removeprefix("release ") not in others
+    ]
 
 
-def run_hop(ctx: RunContext, hop: upgrade_plan.Hop, rendered: RenderedStack, state: ReleaseState) -> dict[str, Any]:
-    """One release's hop: pre-pull (Cilium), upgrade, rollouts, verification; on failure roll back, wait, verify
-    again and raise UpgradeRolledBack naming what failed. Returns the hop's record."""
+def stack_with(stack: Stack, versions: dict[str, str]) -> Stack:
+    """The stack with some releases at other versions: what the cluster should run at a point of the upgrade
+    (releases whose hop has run at their new version, the others at the version they still run)."""
+    releases = {
+        n: (r.model_copy(update={"version": versions[n]}) if n in versions else r) for n, r in stack.releases.items()
+    }
+    return stack.model_copy(update={"releases": releases})
+
+
+def run_hop(
+    ctx: RunContext,
+    hop: upgrade_plan.Hop,
+    rendered: RenderedStack,
+    state: ReleaseState,
+    *,
+    repair: bool = False,
+) -> dict[str, Any]:
+    """One release's hop: pre-pull (Cilium), upgrade, rollouts, verification; on failure roll back to the revision
+    that ran before, wait, verify again and raise UpgradeRolledBack naming what failed. `ctx.stack` holds the
+    versions the cluster should run once this hop is done. `repair`: the upgrade also reverts live edits (forced,
+    then server-side apply of what helm left drifted). Returns the hop's record."""
+    from tasks.steps.drift import apply_drifted_objects
+
     logger = get_run_logger()
     done: list[str] = []
     if hop.prepull:
         done.append(f"pre-pull: {prepull_cilium_images(ctx, hop.release, rendered)}")
     try:
-        outcome = install_release(ctx, hop.release, rendered)
+        outcome = install_release(ctx, hop.release, rendered, force=repair)
     except EksCiliumError as e:
+        after = live_release(ctx, hop.release, ctx.stack.releases[hop.release])
+        before_rev = state.live.revision if state.live is not None else None
+        if after is None or (after.revision == before_rev and after.deployed):
+            raise  # helm changed nothing (a chart version that does not exist, the API away): no rollback
         # helm's own wait failed (e.g. a post-upgrade hook that needs Ready nodes while the new agents crash):
-        # the release is left failed; the rollback below restores the previous revision.
+        # the release is left failed; the rollback below restores the revision that ran before.
         failed = [f"{e.what}: {e.observed or ''}".strip(": ")]
         done.append(f"release {hop.release}: upgrade to {hop.to_version} FAILED ({e.what})")
     else:
         done.append(f"release {hop.release}: {outcome.action.value} to {hop.to_version} (revision {outcome.revision})")
+        if repair:
+            applied = apply_drifted_objects(ctx, hop.release)
+            done += [f"release {hop.release}: server-side applied {', '.join(applied)}"] if applied else []
         failures = _rollouts(ctx, hop.release, rendered)
-        failed = [e.what for e in failures] + _failed_rows(verify_stack(ctx, rendered))
+        report = verify_stack(ctx, rendered)
+        failed = [e.what for e in failures] + _failed_rows(report, ctx.stack, hop.release)
     if not failed:
         logger.info("hop %s: verified", hop)
         return {"hop": hop.as_dict(), "ok": True, "done": done}
-    revision = state.previous_revision if hop.kind is upgrade_plan.HopKind.downgrade else None
-    revision = revision or (state.live.revision if state.live is not None else None)
+    revision = state.live.revision if state.live is not None else None
     if revision is None:
         raise PermanentError(
             f"{hop}: failed and there is no previous revision to roll back to", observed="; ".join(failed)
         )
     done.append(rollback_release(ctx, hop.release, revision))
-    before = _stack_at(ctx.stack, hop.release, hop.from_version)
-    back = dataclasses.replace(ctx, stack=before)
+    back = dataclasses.replace(ctx, stack=stack_with(ctx.stack, {hop.release: hop.from_version or hop.to_version}))
     after_failures = _rollouts(back, hop.release, rendered)
-    after = verify_stack(back, rendered)
-    recovered = not after_failures and after.ok
+    rows = _failed_rows(verify_stack(back, rendered), back.stack, hop.release)
+    recovered = not after_failures and not rows
     raise UpgradeRolledBack(
-        f"upgrade of {hop.release} to {hop.to_version} failed its verification and was rolled back to revision "
-        f"{revision} ({hop.from_version})" + ("" if recovered else "; the rolled-back release is NOT healthy either"),
+        f"upgrade of {hop.release} to {hop.to_version} failed and was rolled back to revision {revision} "
+        f"({hop.from_version})" + ("" if recovered else "; the rolled-back release is NOT healthy either"),
         observed="; ".join(failed),
         hint="fix the cause (the failed checks above), then run the upgrade again"
         if recovered
-        else "inspect the release by hand: " + "; ".join([e.what for e in after_failures] + _failed_rows(after)),
+        else "inspect the release by hand: " + "; ".join([e.what for e in after_failures] + rows),
     )
 
 
-def _stack_at(stack: Stack, release: str, version: str | None) -> Stack:
-    """The stack with one release at another version (what verification expects after a rollback)."""
-    if version is None:
-        return stack
-    rel = stack.releases[release].model_copy(update={"version": version})
-    return stack.model_copy(update={"releases": {**stack.releases, release: rel}})
+def upgrade_releases(ctx: RunContext, rendered: RenderedStack, names: list[str]) -> tuple[list[str], set[str]]:
+    """The upgrade path for releases a drift repair found on another chart version: every one planned first (a
+    refusal raises UpgradeRefused before anything changes), the install record kept, the DNS proxy ready before a
+    Cilium hop, then the hops in the guide's order, each also reverting live edits. Going back is allowed to the
+    previous deployed revision's chart only: that undoes an out-of-band upgrade. Returns what was done and the
+    releases upgraded."""
+    from tasks.steps.access import apply_upgrade_compatibility
 
-
-def upgrade_releases(ctx: RunContext, rendered: RenderedStack, names: list[str]) -> list[str]:
-    """The upgrade path for releases a drift repair found on another chart version: each planned on its own (a
-    refusal raises UpgradeRefused before that release changes), in the guide's order. Going back is allowed to the
-    previous deployed revision's chart only: that undoes an out-of-band upgrade. Returns what was done."""
     states = read_release_states(ctx)
-    done: list[str] = []
-    order = list(upgrade_plan.ORDER)
-    for name in sorted(names, key=lambda n: order.index(ctx.stack.releases[n].component)):
-        rel, state = ctx.stack.releases[name], states[name]
-        verdict = upgrade_plan.plan_release(
-            name,
-            rel.component,
-            state.live.version if state.live is not None else None,
-            rel.version,
-            previous=state.previous_version,
-            allow_downgrade=True,
+    plan = upgrade_plan.plan_upgrade(
+        stack_with(ctx.stack, {}),
+        {n: (s.live.version if s.live is not None else None) for n, s in states.items()},
+        {n: s.previous_version for n, s in states.items()},
+        allow_downgrade=True,
+    )
+    wanted = [h for h in plan.changes if h.release in names]
+    refused = [r for r in plan.refusals if any(r.startswith(f"release {n}:") for n in names)]
+    if refused:
+        raise UpgradeRefused(
+            "releases on another chart version may not be moved to the stack's directly; nothing was changed",
+            observed="; ".join(refused),
+            hint="change the versions in the stack as each message says, or run upgrade-stack",
         )
-        if isinstance(verdict, str):
-            raise UpgradeRefused(
-                f"release {name} is on another chart version and may not be upgraded to it directly",
-                observed=verdict,
-                hint="change the version in the stack as the message says, or run upgrade-stack",
-            )
-        done += run_hop(ctx, verdict, rendered, state)["done"]
-    return done
+    record_install(ctx, {n: s.first_version for n, s in states.items() if s.first_version})
+    apply_upgrade_compatibility(ctx, rendered)
+    done: list[str] = []
+    versions = {h.release: h.from_version for h in wanted if h.from_version}
+    for hop in wanted:
+        if hop.component is Component.cilium:
+            require_ready(ctx, Component.dnsproxy, rendered)
+        versions[hop.release] = hop.to_version
+        at = dataclasses.replace(ctx, stack=stack_with(ctx.stack, versions))
+        done += run_hop(at, hop, rendered, states[hop.release], repair=True)["done"]
+    return done, {h.release for h in wanted}

@@ -67,6 +67,12 @@ data: {a: "1"}
 OBJECTS = parse_objects(MANIFEST, "kube-system") + parse_objects(HOOKS, "kube-system", hook=True)
 
 
+def sha(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
 def ref(kind: str, name: str) -> ObjectRef:
     return ObjectRef(kind, "kube-system", name)
 
@@ -108,7 +114,9 @@ def test_real_edits_next_to_the_noise_are_still_rows():
     del live[ref("ConfigMap", "kept-hook")]  # a hook without a delete policy or TTL stays: its loss is drift
     assert [str(r) for r in release_drift_rows(OBJECTS, live)] == [
         "Deployment kube-system/hubble-relay spec.replicas: live 0 → desired 1",
-        'Secret kube-system/plain data.token: live "eHl6" → desired "YWJj"',
+        # A Secret's values are never shown: their size and digest are.
+        f'Secret kube-system/plain data.token: live "<4 bytes, sha256 {sha("eHl6")}>" '
+        f'→ desired "<4 bytes, sha256 {sha("YWJj")}>"',
         "ConfigMap kube-system/kept-hook: missing",
     ]
 
