@@ -97,3 +97,25 @@ def test_previous_deployed_revision_and_its_chart_from_helm_history():
     assert previous_deployed(history, 3) == (1, "1.18.3")
     assert previous_deployed(history[:1], 1) is None
     assert chart_version("cilium-dnsproxy-1.16.7") == "1.16.7"
+
+
+def test_a_hop_is_judged_by_its_own_release_and_the_cluster_wide_rows_at_the_versions_of_that_point():
+    from tasks.results import Verification
+    from tasks.steps.upgrade import _failed_rows, stack_with
+    from tasks.verify import Check
+
+    stack = load_stack(CONFIGS)
+    at = stack_with(stack, {"cilium": "1.18.4", "tetragon": "1.17.0"})
+    assert at.releases["tetragon"].version == "1.17.0" and at.releases["cilium"].version == "1.18.4"
+    assert stack.releases["tetragon"].version == "1.18.0"  # the stack itself is unchanged
+    report = Verification(
+        (
+            Check("nodes Ready", "2", "1", False),
+            Check("cilium: operator (Deployment cilium-operator)", "2", "0", False),
+            Check("tetragon: agent pods (DaemonSet tetragon)", "2", "0", False),
+            Check("release tetragon", "deployed", "failed", False),
+            Check("cilium-dnsproxy: DNS proxy (DaemonSet cilium-dnsproxy)", "2", "2", True),
+        )
+    )
+    assert [r.split(":")[0] for r in _failed_rows(report, at, "cilium")] == ["nodes Ready", "cilium"]
+    assert len(_failed_rows(report, at, "tetragon")) == 3
