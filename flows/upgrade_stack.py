@@ -143,9 +143,17 @@ def _upgrade(
     return {**base, "dry_run": False, "ok": True, "hops": hops}
 
 
-def run_upgrade(stack: Stack | None, options: RunOptions, allow_downgrade: bool = False) -> dict[str, Any]:
+def run_upgrade(
+    stack: Stack | None, options: RunOptions, allow_downgrade: bool = False, prepull_patches: bool = True
+) -> dict[str, Any]:
     """Run the flow and return its result, or raise the flow's error (used by the CLI and tests)."""
-    state = upgrade_stack(stack=stack, options=options, allow_downgrade=allow_downgrade, return_state=True)
+    state = upgrade_stack(
+        stack=stack,
+        options=options,
+        allow_downgrade=allow_downgrade,
+        prepull_patches=prepull_patches,
+        return_state=True,
+    )
     result = state.result()
     assert isinstance(result, dict), f"upgrade-stack returned {type(result).__name__}"
     return result

@@ -140,6 +140,9 @@ def _register_runs(sub: Any) -> None:
     up.add_argument(
         "--allow-downgrade", action="store_true", help="allow going back to the previous deployed revision's chart"
     )
+    up.add_argument(
+        "--no-prepull-for-patches", action="store_true", help="skip the pre-flight image pre-pull for patch bumps"
+    )
 
     # The operators' way out of a cluster lock whose holder is gone for good.
     un = sub.add_parser(

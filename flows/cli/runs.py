@@ -100,7 +100,12 @@ def cmd_upgrade(args: argparse.Namespace) -> int:
     try:
         with _flow_inputs(args, start=False, dry_run=args.dry_run) as (stack, options):
             result = run_interruptibly(
-                lambda: run_upgrade(stack, options, allow_downgrade=args.allow_downgrade),
+                lambda: run_upgrade(
+                    stack,
+                    options,
+                    allow_downgrade=args.allow_downgrade,
+                    prepull_patches=not args.no_prepull_for_patches,
+                ),
                 f"upgrade of {stack.cluster.name} ({stack.cluster.region})",
             )
     except EksCiliumError as e:
