@@ -113,34 +113,6 @@ class Kube(ObjectsApi):
         obj = _call(f"read {kind} {namespace}/{name}", readers[kind], missing_ok=True)
         return None if obj is None else self._dict(obj)
 
-    def _raw(
-        self,
-        what: str,
-        method: str,
-        path: str,
-        *,
-        query: list[tuple[str, str]] | None = None,
-        body: Any = None,
-        content_type: str = "application/json",
-    ) -> Any:
-        """A request on an API path (for kinds the typed APIs do not cover), the answer as JSON; None on 404."""
-
-        def request() -> Any:
-            serialized = self.api.param_serialize(
-                method,
-                path,
-                query_params=query or [],
-                header_params={"Accept": "application/json", "Content-Type": content_type},
-                body=body,
-                auth_settings=["BearerToken"],
-            )
-            response = self.api.call_api(*serialized, _request_timeout=TIMEOUT)
-            response.read()
-            return self.api.response_deserialize(response, {"200": "object", "201": "object"}).data
-
-        # A missing object is an answer for a read; for a write (an apply) it is an error.
-        return _call(what, request, missing_ok=method == "GET")
-
     def pod_get(self, namespace: str, pod: str, port: int, path: str) -> str | None:
         """GET http://POD:PORT/PATH through the API server's pod proxy (e.g. an agent's /metrics); None on 404."""
         return _call(

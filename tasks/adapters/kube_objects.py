@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
+from tasks.adapters.kube_calls import TIMEOUT, _call
 from tasks.errors import PermanentError
 
 # The resource (plural) of the kinds the charts render, so reading them needs no discovery request; any other kind is
@@ -39,8 +40,9 @@ def api_path(api_version: str) -> str:
 
 
 class ObjectsApi:
-    """Needs `_raw` (a JSON request on an API path, None on 404) from the class it is mixed into."""
+    """Needs `api` (the client's ApiClient) and `_resources` (the discovery cache) from the class it is mixed into."""
 
+    api: Any
     _resources: dict[tuple[str, str], tuple[str, bool] | None]
 
     def _raw(
@@ -53,7 +55,23 @@ class ObjectsApi:
         body: Any = None,
         content_type: str = "application/json",
     ) -> Any:
-        raise NotImplementedError
+        """A request on an API path (for kinds the typed APIs do not cover), the answer as JSON; None on 404."""
+
+        def request() -> Any:
+            serialized = self.api.param_serialize(
+                method,
+                path,
+                query_params=query or [],
+                header_params={"Accept": "application/json", "Content-Type": content_type},
+                body=body,
+                auth_settings=["BearerToken"],
+            )
+            response = self.api.call_api(*serialized, _request_timeout=TIMEOUT)
+            response.read()
+            return self.api.response_deserialize(response, {"200": "object", "201": "object"}).data
+
+        # A missing object is an answer for a read; for a write (an apply) it is an error.
+        return _call(what, request, missing_ok=method == "GET")
 
     def resource_of(self, api_version: str, kind: str) -> tuple[str, bool] | None:
         """(plural, namespaced) of a kind; None when the API server does not serve it (its CRD is missing)."""
