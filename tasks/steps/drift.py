@@ -19,8 +19,10 @@ from tasks.object_drift import (
     FieldDrift,
     IgnoreRule,
     ObjectRef,
+    ignored_paths,
     ref_of,
     release_drift_rows,
+    without,
 )
 from tasks.preflight import CONFLICTING_DAEMONSETS
 from tasks.render import RenderedStack
@@ -174,10 +176,10 @@ def apply_drifted_objects(ctx: RunContext, release: str) -> list[str]:
         rows = release_object_rows(kube, rendered, rel)
         refs = sorted({r.ref for r in rows}, key=str)
         for ref in refs:
-            obj = next(
-                o for o in rendered.objects if (o.kind, o.namespace, o.name) == (ref.kind, ref.namespace, ref.name)
-            )
-            body = dict(obj.body)
+            obj = rendered.find(ref.kind, ref.namespace, ref.name)
+            assert obj is not None, ref  # the rows are of the release's own objects
+            # What drift leaves out, a repair leaves alone (HPA replicas, renewed certificates, the stack's rules).
+            body = without(obj.body, ignored_paths(obj, rendered.objects, ignore_rules(rel)))
             if obj.namespace:
                 body["metadata"] = {**(body.get("metadata") or {}), "namespace": obj.namespace}
             kube.apply(body, FIELD_MANAGER, force=True)
